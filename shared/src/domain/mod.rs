@@ -1,0 +1,65 @@
+//! Pure types and rules: validated values, identities, and the request lifecycle.
+//! Nothing here does I/O or knows about AWS; everything else builds on it.
+
+mod duration;
+mod identity;
+mod lifecycle;
+mod request_id;
+mod role_arn;
+mod session_policy;
+mod sts_names;
+mod text;
+mod timestamp;
+
+pub use duration::{DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS};
+pub use identity::{Identity, RoleInfo};
+pub use lifecycle::{
+    AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
+    NewRequest, Refusal, Status,
+};
+pub use request_id::RequestId;
+pub use role_arn::RoleArn;
+pub use session_policy::SessionPolicy;
+pub use sts_names::{SessionName, sanitize_source_identity, sanitize_tag_value};
+pub use text::{IdempotencyKey, Reason, Ticket, UserId};
+pub use timestamp::Timestamp;
+
+/// Why a value was refused at the boundary. Messages are for people:
+/// lowercase, no trailing period, user input in backticks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    /// The field that was refused, as named in the API (`role_arn`, `reason`, ...).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ValidationError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Quotes user input for an error message: backticked, control characters
+/// escaped, and cut to a length that keeps messages readable.
+pub(crate) fn quote(input: &str) -> String {
+    const MAX: usize = 80;
+    let mut out = String::from("`");
+    for (i, c) in input.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('`');
+    out
+}
