@@ -7,10 +7,13 @@
 //! - [`audit`]: the hash-chained audit trail, decision logs and metrics.
 //! - [`api`]: the HTTP routes, shared by the Lambda functions and `tollgate serve`.
 
+pub mod api;
 pub mod audit;
+pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod policy;
 
 pub use config::Config;
 pub use error::BrokerError;
