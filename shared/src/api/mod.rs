@@ -8,3 +8,5 @@ pub mod notify;
 pub mod pagination;
 
 pub use error::{ApiError, ApiResult};
+pub mod clock;
+pub mod settings;
