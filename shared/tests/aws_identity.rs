@@ -713,3 +713,81 @@ async fn aws_calls_per_operation_are_as_designed() {
         ]
     );
 }
+
+fn process_alive(pid: u32) -> bool {
+    // A reaped process has no /proc entry; a zombie's state is `Z`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn an_owned_emulator_answers_on_its_own_port_and_stops_when_dropped() {
+    let shared = Emulator::shared().unwrap();
+    let own = Emulator::start().unwrap();
+    assert_ne!(own.endpoint(), shared.endpoint());
+    assert!(own.endpoint().starts_with("http://127.0.0.1:"));
+    let pid = own.pid().unwrap();
+    assert!(process_alive(pid));
+    // State is per emulator: a table made here does not exist in the shared one.
+    let clients = own.clients().await;
+    let table = unique_name("own");
+    create_table(&clients.dynamodb, &table).await.unwrap();
+    let elsewhere = shared.clients().await;
+    let listed = elsewhere.dynamodb.list_tables().send().await.unwrap();
+    assert!(!listed.table_names().contains(&table));
+    drop(own);
+    assert!(!process_alive(pid));
+}
+
+#[tokio::test]
+async fn the_aws_local_script_starts_prints_exports_and_stops_by_pid() {
+    let state = tempfile::tempdir().unwrap();
+    let script = tollgate::aws::testing::repo_root().join("scripts/aws-local");
+    let run = |arg: &str| {
+        std::process::Command::new(&script)
+            .arg(arg)
+            .env("TOLLGATE_STATE_DIR", state.path())
+            .output()
+            .unwrap()
+    };
+    let status = run("status");
+    assert!(!status.status.success());
+    let started = run("start");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let exports = String::from_utf8(started.stdout).unwrap();
+    let endpoint = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+        .unwrap()
+        .to_owned();
+    assert!(exports.contains("export AWS_REGION=us-east-1"));
+    assert!(exports.contains("export AWS_ACCESS_KEY_ID="));
+    let pid: u32 = std::fs::read_to_string(state.path().join("aws-local.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_alive(pid));
+    assert!(run("status").status.success());
+    assert_eq!(String::from_utf8(run("env").stdout).unwrap(), exports);
+
+    let clients = Clients::new(&tollgate::aws::testing::sdk_config_for(&endpoint).await);
+    clients.dynamodb.list_tables().send().await.unwrap();
+
+    assert!(run("stop").status.success());
+    let mut gone = false;
+    for _ in 0..50 {
+        if !process_alive(pid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "the emulator process {pid} still runs");
+    assert!(!run("status").status.success());
+}

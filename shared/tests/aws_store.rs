@@ -650,3 +650,59 @@ async fn a_server_that_never_answers_times_out_as_unavailable() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(listener);
 }
+
+/// A DynamoDB client whose every TransactWriteItems attempt gets `status`
+/// with `error_type`: faults the emulator cannot produce (throttling, a 500
+/// in the middle of a transaction), through the SDK's real parsing and retries.
+async fn faulty_store(status: u16, error_type: &'static str) -> (Store, aws_smithy_mocks::Rule) {
+    use aws_smithy_mocks::{MockResponseInterceptor, create_mock_http_client, mock};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_types::body::SdkBody;
+    let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_response(move || {
+            let body = format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"injected"}}"#
+            );
+            HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body))
+        })
+        .times(3)
+        .build();
+    let config = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .http_client(create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().with_rule(&rule))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build(),
+    );
+    (Store::new(client, "tollgate", RETENTION), rule)
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_then_unavailable() {
+    for (status, error_type) in [
+        (400, "ThrottlingException"),
+        (400, "ProvisionedThroughputExceededException"),
+        (500, "InternalServerError"),
+    ] {
+        let (store, rule) = faulty_store(status, error_type).await;
+        let (req, ev) = pending(&role("Dev"), "alice");
+        let err = store.create(&req, &ev, None).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "{error_type}: {err:?}"
+        );
+        assert_eq!(rule.num_calls(), 3, "{error_type}: the SDK retried");
+        let broker = tollgate::BrokerError::from(err);
+        assert_eq!(broker.status(), 503);
+        assert!(
+            !broker.to_string().contains("injected"),
+            "no SDK text for people"
+        );
+    }
+}

@@ -204,3 +204,92 @@ fn event_type(kind: &EventKind) -> &'static str {
         EventKind::Lapsed => "lapsed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Command, GrantDuration, Identity, NewRequest, Reason, Status, Ticket, UserId,
+    };
+
+    fn request() -> AccessRequest {
+        let new = NewRequest {
+            id: RequestId::generate(Timestamp::from_unix(1_800_000_000)),
+            requester: Identity {
+                sub: UserId::parse("alice").unwrap(),
+                groups: vec![],
+                tags: Default::default(),
+                mfa: false,
+            },
+            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/Prod").unwrap(),
+            duration: GrantDuration::new(3600, 43_200).unwrap(),
+            reason: Reason::parse("deploy").unwrap(),
+            ticket: Some(Ticket::parse("CHG-1").unwrap()),
+            session_policy: None,
+            approvals_required: 1,
+            pending_ttl_seconds: 3600,
+        };
+        AccessRequest::create(new, false, vec![], Timestamp::from_unix(1_800_000_000)).0
+    }
+
+    #[test]
+    fn each_line_is_one_json_object_with_request_actor_role_and_outcome() {
+        let (log, capture) = AuditLog::capture();
+        let req = request();
+        let bob = Actor::User(UserId::parse("bob").unwrap());
+        log.decision(&Decision {
+            action: "approve",
+            request_id: Some(req.id),
+            actor: &bob,
+            role: &req.role_arn,
+            allowed: false,
+            policies: &["forbid-weekend".to_owned()],
+        });
+        let (next, event) = req
+            .apply(
+                Command::Deny {
+                    reason: Reason::parse("not now").unwrap(),
+                },
+                &bob,
+                Timestamp::from_unix(1_800_000_100),
+            )
+            .unwrap();
+        log.transition(&next, &event);
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| !l.contains('\n')));
+        let json = capture.json();
+        for line in &json {
+            assert_eq!(line["log"], "tollgate.audit");
+            assert_eq!(line["request_id"], req.id.to_string());
+            assert_eq!(line["actor"], "bob");
+            assert_eq!(line["role"], "arn:aws:iam::123456789012:role/Prod");
+        }
+        assert_eq!(json[0]["type"], "decision");
+        assert_eq!(json[0]["outcome"], "deny");
+        assert_eq!(json[0]["policies"][0], "forbid-weekend");
+        assert_eq!(json[1]["type"], "transition");
+        assert_eq!(json[1]["outcome"], "denied");
+        assert_eq!(json[1]["status"], Status::Denied.as_str());
+        assert_eq!(json[1]["seq"], 2);
+        assert_eq!(json[1]["event_hash"], event.hash);
+    }
+
+    #[test]
+    fn a_decision_before_the_request_exists_has_a_null_request_id() {
+        let (log, capture) = AuditLog::capture();
+        let req = request();
+        let alice = Actor::User(req.requester_id().clone());
+        log.decision(&Decision {
+            action: "request",
+            request_id: None,
+            actor: &alice,
+            role: &req.role_arn,
+            allowed: true,
+            policies: &[],
+        });
+        let json = capture.json();
+        assert_eq!(json[0]["request_id"], Value::Null);
+        assert_eq!(json[0]["outcome"], "allow");
+    }
+}

@@ -568,6 +568,21 @@ impl Store {
                 }
                 Err(TxError::Cancelled(reasons))
             }
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    TransactWriteItemsError::ThrottlingException(_)
+                        | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                        | TransactWriteItemsError::RequestLimitExceeded(_)
+                        | TransactWriteItemsError::InternalServerError(_)
+                        | TransactWriteItemsError::TransactionInProgressException(_)
+                ) =>
+            {
+                // Still failing after the SDK's retries.
+                Err(TxError::Store(StoreError::Unavailable(Box::new(
+                    SdkError::ServiceError(ctx),
+                ))))
+            }
             Err(e) => Err(TxError::Store(store_failure(e))),
         }
     }
