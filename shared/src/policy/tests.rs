@@ -1361,7 +1361,7 @@ fn built_requests_and_entities_conform_to_the_schema() {
                     ..ctx()
                 },
             };
-            e.cedar_inputs(&q).unwrap();
+            e.cedar_inputs_checked(&q).unwrap();
         }
     }
 }
