@@ -2,7 +2,7 @@
 //! permitted or forbade it, which failed to evaluate, and why nothing applied.
 
 use super::entities::Action;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 
 /// A policy named in a decision.
@@ -19,7 +19,7 @@ pub struct PolicyRef {
 /// `allowed` is true only when at least one policy permits and none forbids
 /// (default deny). Policies that failed to evaluate did not apply; their
 /// errors are in `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Whether the action is allowed.
     pub allowed: bool,
@@ -113,5 +113,12 @@ impl Decision {
             "forbidden_by": refs(&self.forbidden_by),
             "errors": self.errors,
         })
+    }
+}
+
+/// Serialises as [`Decision::to_json`], so there is one JSON shape.
+impl Serialize for Decision {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
     }
 }

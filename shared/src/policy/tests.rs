@@ -1317,6 +1317,8 @@ fn explain_names_forbids_permits_and_descriptions() {
     assert_eq!(json["action"], "request");
     assert_eq!(json["role"], PROD_ARN);
 
+    assert_eq!(serde_json::to_value(&d).unwrap(), json);
+
     let d = ask(&e, &admin, Action::Request, PROD_ARN, ctx());
     assert!(d.allowed);
     assert!(d.explain().starts_with("ALLOW: "), "{}", d.explain());
