@@ -1483,3 +1483,15 @@ fn policies_pinned_to_users_and_groups_apply_to_them_only() {
     let d = ask(&e, &pat, Action::Request, PROD_ARN, ctx());
     assert_eq!(d.permitted_by.len(), 1, "{:?}", d.permitted_by);
 }
+
+#[test]
+fn engine_and_decision_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<PolicyEngine>();
+    shareable::<Decision>();
+    let engine = examples();
+    let handle = std::thread::spawn(move || {
+        ask(&engine, &user("sre"), Action::Read, PROD_ARN, ctx()).allowed
+    });
+    assert!(handle.join().unwrap(), "sres read production requests");
+}
