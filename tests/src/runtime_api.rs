@@ -304,9 +304,14 @@ pub fn binary_dir() -> PathBuf {
     deps.parent().expect("profile dir").to_path_buf()
 }
 
-/// A built binary of this workspace, or a clear failure saying how to build it.
+/// A built binary of this workspace, or a clear failure saying how to build
+/// it. `TOLLGATE_FUNCTIONS_DIR` points elsewhere (say `target/release`, to
+/// measure release binaries).
 pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
-    let path = binary_dir().join(name);
+    let dir = std::env::var_os("TOLLGATE_FUNCTIONS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(binary_dir);
+    let path = dir.join(name);
     assert!(
         path.is_file(),
         "{} was not built; run `cargo build -p {package}` (or `make build`) first",
