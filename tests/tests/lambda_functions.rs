@@ -384,6 +384,117 @@ async fn cold_starts_are_measured_for_every_function() {
     eprintln!("{}", lines.join("\n"));
 }
 
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+
+async fn webhook_receiver() -> (String, Received) {
+    let got: Received = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(got): axum::extract::State<Received>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    got.lock().unwrap().push((headers, body));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployed_settings_come_from_secrets_manager_and_page_tokens_survive_cold_starts() {
+    let setup = Setup::new().await;
+    let (hook, got) = webhook_receiver().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&Emulator::shared().unwrap().sdk_config().await);
+    let secret = sm
+        .create_secret()
+        .name(unique_name("tollgate-settings"))
+        .secret_string(
+            json!({"webhook_urls": [hook], "webhook_signing_secret": "from-secrets-manager",
+                   "pagination_key": "a-pagination-key-shared-by-every-instance"})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_owned();
+    let start = |with_secret: bool| {
+        let setup = &setup;
+        let arn = arn.clone();
+        async move {
+            let binary = workspace_binary("tollgate-requests", "tollgate-requests");
+            let runtime = RuntimeApi::start().await;
+            let mut env = setup.env();
+            if with_secret {
+                env.push(("TOLLGATE_SETTINGS_SECRET_ARN".into(), arn));
+            }
+            let process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+            (runtime, process)
+        }
+    };
+    let (first, _p1) = start(true).await;
+    let production = json!({"role_arn": role("ProductionOperator"), "duration_seconds": 900,
+                            "reason": "settings test", "ticket": "INC-5"});
+    for _ in 0..3 {
+        let (status, _) = http(
+            &first,
+            "POST",
+            "/requests",
+            Some(production.clone()),
+            Some(&alice()),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // The webhook from the secret got each pending request, signed with its secret.
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 3);
+    let (headers, body) = &received[0];
+    let ts: i64 = headers["x-tollgate-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        headers["x-tollgate-signature"].to_str().unwrap(),
+        tollgate::api::notify::signature(&"from-secrets-manager".to_owned().into(), ts, body)
+    );
+    // A page token from one instance opens in another with the same key...
+    let (_, page) = http(&first, "GET", "/requests?limit=1", None, Some(&alice())).await;
+    let token = page["next_token"].as_str().unwrap().to_owned();
+    let (second, _p2) = start(true).await;
+    let (status, next) = http(
+        &second,
+        "GET",
+        &format!("/requests?limit=1&next_token={token}"),
+        None,
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+    assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
+    // ...but not in one without it (a random key per process).
+    let (third, _p3) = start(false).await;
+    let (status, refused) = http(
+        &third,
+        "GET",
+        &format!("/requests?limit=1&next_token={token}"),
+        None,
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid_page_token"))
+    );
+}
+
 async fn runtime_health(rt: &RuntimeApi) -> (u16, Value) {
     let event = fixture("apigw-v2-unauthenticated.json");
     response_parts(&rt.invoke(event, INVOKE_TIMEOUT).await.response())
