@@ -29,6 +29,7 @@ pub mod sweep;
 
 pub use caller::Caller;
 pub use error::{ApiError, ApiResult};
+pub use lambda::init_tracing;
 pub use routes::router;
 pub use state::{AppState, RouteSet, StartupError, StateOptions};
 
