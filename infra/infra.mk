@@ -10,7 +10,9 @@
 # LAMBDA_TARGET: empty builds for this machine (x86_64 here, the template's
 # default architecture). For arm64 on an arm64 machine set LAMBDA_ARCH=arm64;
 # to cross-compile, set LAMBDA_TARGET=aarch64-unknown-linux-gnu with a linker
-# for it, or use cargo-lambda (infra/DEPLOY.md).
+# for it, or replace the build with cargo-lambda (infra/DEPLOY.md):
+#   make package LAMBDA_ARCH=arm64 LAMBDA_BIN_DIR=target/lambda \
+#     LAMBDA_BUILD='cargo lambda build --release --arm64 -p tollgate-requests ...'
 
 CARGO ?= cargo
 PYTHON3 ?= python3
@@ -23,7 +25,9 @@ POLICY_DIR ?= infra/policies
 # run at start-up, so a bundle never ships a policy set that would not load.
 POLICY_VALIDATE ?= $(CARGO) run --quiet -p tollgate-cli -- policy validate
 
-LAMBDA_BIN_DIR := target/$(if $(LAMBDA_TARGET),$(LAMBDA_TARGET)/)release
+LAMBDA_BUILD ?= $(CARGO) build --release $(if $(LAMBDA_TARGET),--target $(LAMBDA_TARGET)) \
+	$(addprefix -p ,$(LAMBDA_FUNCTIONS))
+LAMBDA_BIN_DIR ?= target/$(if $(LAMBDA_TARGET),$(LAMBDA_TARGET)/)release
 
 .PHONY: package lambda-policies lambda-release lambda-bundles check-templates \
 	build-RequestsFunction build-ReviewsFunction build-CredentialsFunction \
@@ -33,7 +37,7 @@ lambda-policies:
 	$(POLICY_VALIDATE) $(POLICY_DIR)
 
 lambda-release:
-	$(CARGO) build --release $(if $(LAMBDA_TARGET),--target $(LAMBDA_TARGET)) $(addprefix -p ,$(LAMBDA_FUNCTIONS))
+	$(LAMBDA_BUILD)
 
 lambda-bundles: lambda-policies lambda-release
 	$(PYTHON3) scripts/lambda_bundle.py --bin-dir $(LAMBDA_BIN_DIR) --policies $(POLICY_DIR) \

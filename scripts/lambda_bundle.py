@@ -66,6 +66,9 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 def lay_out(name: str, bin_dir: Path, policies: Path, out: Path) -> Path:
     binary = bin_dir / name
+    if binary.is_dir():
+        # cargo-lambda's layout: <bin_dir>/<name>/bootstrap
+        binary = binary / "bootstrap"
     if not binary.is_file():
         raise SystemExit(f"lambda_bundle: `{binary}` is missing; build it first")
     dest = out / name
