@@ -1,0 +1,39 @@
+# Tollgate: developer entry points. `make demo` and `make test` are the two a
+# newcomer needs; everything else is here for day-to-day work.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV ?= $(CURDIR)/.venv
+export TOLLGATE_VENV ?= $(VENV)
+
+.PHONY: help venv test lint fmt build demo up down bench package clean-local
+
+help:
+	@echo "make demo     bring up the local broker and walk through request -> approve -> credentials -> revoke"
+	@echo "make test     every check CI runs: fmt, clippy, all tests, template checks"
+	@echo "make up/down  start/stop the local broker (emulator, table, example roles, server)"
+	@echo "make bench    benchmarks (not part of make test)"
+	@echo "make package  release Lambda bundles under target/lambda/"
+
+# The Python tools (emulator, awscli, template linters), pinned in scripts/requirements.txt.
+venv: $(VENV)/.installed
+$(VENV)/.installed: scripts/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace --bins
+
+test: venv lint build
+	$(CARGO) test --workspace
+	@if [ -x scripts/check-templates ]; then scripts/check-templates; fi
+
+-include infra/infra.mk
