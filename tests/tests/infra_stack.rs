@@ -17,18 +17,14 @@
 )]
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
-    SseSpecification, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::KeySchemaElement;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use tollgate::aws::testing::{Emulator, repo_root, sdk_config_for};
+use tollgate::aws::{EXAMPLE_ROLES, create_table};
 
 const BROKER_ACCOUNT: &str = "123456789012";
 const TARGET_ACCOUNT: &str = "111111111111";
@@ -42,69 +38,13 @@ const FUNCTIONS: [&str; 5] = [
     "ExpiryFunction",
 ];
 
-/// Starts moto's server single-threaded (as DESIGN.md requires) on a free
-/// port; the server exits when this test process does.
-const LAUNCHER: &str = r#"
-import os, sys, threading, time
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-parent = os.getppid()
-def watch():
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-threading.Thread(target=watch, daemon=True).start()
-run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
-           threaded=False, use_reloader=False)
-"#;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the repository")
-        .to_path_buf()
-}
-
+/// The Python of the virtualenv the emulator runs from (`$TOLLGATE_VENV`
+/// or `<repo>/.venv`, which starting the emulator creates when missing).
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("TOLLGATE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv"));
-    let python = venv.join("bin").join("python");
-    assert!(
-        python.is_file(),
-        "no virtualenv at {} (run `make venv` or set TOLLGATE_VENV)",
-        venv.display()
-    );
-    python
-}
-
-struct Emulator {
-    endpoint: String,
-    _child: Child,
-}
-
-impl Emulator {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(venv_python())
-            .args(["-c", LAUNCHER, &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the emulator");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "emulator did not start in 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _child: child,
-        }
-    }
+    std::env::var_os("TOLLGATE_VENV")
+        .map_or_else(|| repo_root().join(".venv"), PathBuf::from)
+        .join("bin")
+        .join("python")
 }
 
 /// What the helper reports about the stacks it created.
@@ -137,10 +77,10 @@ fn infra_stack(endpoint: &str, args: &[&str]) -> Value {
 fn deployment() -> &'static Deployment {
     static DEPLOYMENT: OnceLock<Deployment> = OnceLock::new();
     DEPLOYMENT.get_or_init(|| {
-        let emulator = Emulator::start();
-        let endpoint = emulator.endpoint.clone();
-        // The emulator lives as long as the test process.
-        std::mem::forget(emulator);
+        let endpoint = Emulator::shared()
+            .expect("the local AWS emulator starts")
+            .endpoint()
+            .to_owned();
         let broker = infra_stack(
             &endpoint,
             &[
@@ -193,21 +133,6 @@ fn deployment() -> &'static Deployment {
     })
 }
 
-async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "infra-stack-test",
-        ))
-        .load()
-        .await
-}
-
 fn physical_id<'a>(report: &'a Value, logical_id: &str) -> &'a str {
     report["resources"][logical_id]["physical_id"]
         .as_str()
@@ -215,86 +140,6 @@ fn physical_id<'a>(report: &'a Value, logical_id: &str) -> &'a str {
 }
 
 // ---------------------------------------------------------------- the table
-
-/// Creates the table exactly as the provisioning code's contract
-/// (/work/briefs/aws.md, "One table, names fixed") describes it.
-async fn provision_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let gsi = |name: &str, pk: &str, sk: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(pk, KeyType::Hash))
-            .key_schema(key(sk, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
-    let mut create = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(gsi("by-requester", "gsi1pk", "gsi1sk"))
-        .global_secondary_indexes(gsi("pending-by-role", "gsi2pk", "gsi2sk"))
-        .global_secondary_indexes(gsi("open-by-due", "gsi3pk", "gsi3sk"))
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .sse_specification(SseSpecification::builder().enabled(true).build());
-    for a in [
-        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
-    ] {
-        create = create.attribute_definitions(attr(a));
-    }
-    create.send().await.unwrap();
-    client
-        .update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("ttl")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .update_continuous_backups()
-        .table_name(name)
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
 
 /// A key schema as (attribute, HASH|RANGE) pairs.
 type Keys = Vec<(String, String)>;
@@ -374,8 +219,8 @@ async fn table_shape(client: &aws_sdk_dynamodb::Client, name: &str) -> TableShap
 #[tokio::test]
 async fn stack_table_has_the_same_keys_and_indexes_as_the_provisioned_table() {
     let d = deployment();
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&d.endpoint).await);
-    provision_table(&ddb, "provisioned-for-shape").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config_for(&d.endpoint).await);
+    create_table(&ddb, "provisioned-for-shape").await.unwrap();
 
     let deployed = table_shape(&ddb, physical_id(&d.broker, "Table")).await;
     let local = table_shape(&ddb, "provisioned-for-shape").await;
@@ -389,8 +234,10 @@ async fn template_ttl_stream_and_projections_match_the_provisioning_code() {
     // The emulator drops TimeToLiveSpecification (and PITR, SSE) from
     // stacks, so these are compared with the template as written.
     let d = deployment();
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&d.endpoint).await);
-    provision_table(&ddb, "provisioned-for-settings").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config_for(&d.endpoint).await);
+    create_table(&ddb, "provisioned-for-settings")
+        .await
+        .unwrap();
     let template = &d.broker["template_table"];
 
     let ttl = ddb
@@ -913,33 +760,23 @@ fn without_a_settings_arn_the_stack_creates_a_secret_with_a_generated_pagination
 
 // ------------------------------------------------------------ target roles
 
-/// What `infra/target-role.yaml` must give each example role: the tags the
-/// example policies read (names fixed in /work/briefs/aws.md).
-fn target_role_tags(name: &str) -> BTreeMap<String, String> {
-    let mut tags = BTreeMap::from([("tollgate:managed".to_owned(), "true".to_owned())]);
-    let extra: &[(&str, &str)] = match name {
-        "StagingDeveloper" => &[("environment", "staging")],
-        "ProductionOperator" => &[
-            ("environment", "production"),
-            ("tollgate:max-duration", "2h"),
-        ],
-        "ProductionBreakGlass" => &[("environment", "production"), ("tollgate:approvals", "2")],
-        "DataAnalyst" => &[
-            ("environment", "production"),
-            ("data-classification", "confidential"),
-            ("owner-team", "data"),
-        ],
-        other => panic!("unexpected role {other}"),
-    };
-    for (k, v) in extra {
-        tags.insert((*k).to_owned(), (*v).to_owned());
-    }
-    tags
+/// The tags `tollgate local provision` gives the example role `name`: the
+/// target-role stack must give the deployed role the same ones, since the
+/// example policies are written against them.
+fn provisioned_tags(name: &str) -> BTreeMap<String, String> {
+    EXAMPLE_ROLES
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("`{name}` is not an example role of the provisioning code"))
+        .tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// An IAM client acting in the target account, as the StackSet did.
 async fn target_account_iam(endpoint: &str) -> aws_sdk_iam::Client {
-    let sts = aws_sdk_sts::Client::new(&sdk_config(endpoint).await);
+    let sts = aws_sdk_sts::Client::new(&sdk_config_for(endpoint).await);
     let creds = sts
         .assume_role()
         .role_arn(format!(
@@ -967,9 +804,19 @@ async fn target_account_iam(endpoint: &str) -> aws_sdk_iam::Client {
 }
 
 #[tokio::test]
-async fn target_roles_carry_the_policy_tags_under_the_managed_path() {
+async fn target_roles_carry_the_provisioned_tags_under_the_managed_path() {
     let d = deployment();
     let iam = target_account_iam(&d.endpoint).await;
+    let all: BTreeSet<&str> = EXAMPLE_ROLES.iter().map(|r| r.name).collect();
+    let created: BTreeSet<&str> = [&d.staging_targets, &d.production_targets]
+        .iter()
+        .flat_map(|r| r["roles"].as_object().unwrap().keys())
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        created, all,
+        "the two environments create every example role"
+    );
     for (report, names) in [
         (&d.staging_targets, vec!["StagingDeveloper"]),
         (
@@ -997,7 +844,8 @@ async fn target_roles_carry_the_policy_tags_under_the_managed_path() {
                 role.arn(),
                 format!("arn:aws:iam::{TARGET_ACCOUNT}:role/tollgate/{name}")
             );
-            assert_eq!(role.path(), "/tollgate/");
+            let example = EXAMPLE_ROLES.iter().find(|r| r.name == name).unwrap();
+            assert_eq!(role.path(), example.path);
             assert_eq!(role.max_session_duration(), Some(3600));
             let tags: BTreeMap<String, String> = iam
                 .list_role_tags()
@@ -1009,7 +857,12 @@ async fn target_roles_carry_the_policy_tags_under_the_managed_path() {
                 .iter()
                 .map(|t| (t.key().to_owned(), t.value().to_owned()))
                 .collect();
-            assert_eq!(tags, target_role_tags(name), "tags of {name}");
+            assert_eq!(tags, provisioned_tags(name), "tags of {name}");
+            assert_eq!(
+                tags.get("tollgate:managed").map(String::as_str),
+                Some("true"),
+                "{name} is assumable by the deployed broker"
+            );
         }
     }
 }
