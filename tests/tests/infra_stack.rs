@@ -683,6 +683,11 @@ fn expiry_runs_every_minute_from_an_eventbridge_schedule() {
             "arn:aws:lambda:us-east-1:{BROKER_ACCOUNT}:function:{expiry}"
         )])
     );
+    // One sweep at a time, unless the account cannot reserve concurrency.
+    assert_eq!(
+        d.broker["translated"]["Resources"]["ExpiryFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        serde_json::json!({"Fn::If": ["ReserveExpiryConcurrency", 1, {"Ref": "AWS::NoValue"}]})
+    );
 }
 
 #[test]
