@@ -2,9 +2,10 @@
 //! same policy set, entities and request, at 10 to 10,000 generated policies.
 //!
 //! The generated set reads like a large organisation's: 80% of policies are
-//! team grants pinned to one role (`resource == Role::"..."`), 15% are
-//! tag-based rules for any role, 5% are forbids for any role; actions cycle
-//! through all five. `decide` includes building entities, context and request
+//! team grants pinned to one group and one role (`principal in Group::"..."`,
+//! `resource == Role::"..."`), 15% are tag-based team rules for any role, 5%
+//! are forbids for anyone on any role; actions cycle through all five.
+//! There are n/20 teams; the principal is in two groups. `decide` includes building entities, context and request
 //! from `Identity`/`RoleInfo` on every call; raw Cedar gets them prebuilt.
 //!
 //! Run: `cargo bench -p tollgate --bench decide -- --warm-up-time 1 --measurement-time 3`
@@ -123,10 +124,19 @@ fn bench_decide(c: &mut Criterion) {
     }
     group.finish();
 
-    // What `decide` spends before evaluating anything.
+    // What `decide` spends before evaluating anything: with the same second
+    // and address as the previous decision (as in the loops above), and with
+    // a new second every time (the `datetime` value is rebuilt).
     let engine = PolicyEngine::from_sources(&[]).expect("empty set");
-    c.bench_function("build_inputs", |b| {
+    c.bench_function("build_inputs/same_second", |b| {
         b.iter(|| black_box(engine.cedar_inputs(black_box(&query))));
+    });
+    c.bench_function("build_inputs/new_second", |b| {
+        let mut q = query.clone();
+        b.iter(|| {
+            q.context.now = q.context.now.plus(1);
+            black_box(engine.cedar_inputs(black_box(&q)))
+        });
     });
 }
 

@@ -1,6 +1,7 @@
-//! The loaded policy set, sliced at load time by action and (where a policy's
-//! scope names one) by role, so that `decide` evaluates only the policies that
-//! can apply to a query. Built once per cold start; cheap to clone.
+//! The loaded policy set, sliced at load time by action, by principal (where a
+//! policy's scope names one user or group) and by role (where it names one
+//! role), so that `decide` evaluates only the policies that can apply to a
+//! query. Built once per cold start; cheap to clone.
 
 use super::decision::{Decision, PolicyRef};
 use super::entities::{self, Action, Query};
@@ -8,7 +9,7 @@ use super::load::{self, Loaded, PolicyError};
 use super::schema::{self, Names};
 use cedar_policy::{
     ActionConstraint, Authorizer, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
-    Request, ResourceConstraint, Schema,
+    PrincipalConstraint, Request, ResourceConstraint, Schema,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -34,13 +35,40 @@ impl Split {
     }
 }
 
-/// The policies that can apply to one action.
+/// Policies for one principal key, by the role their scope names.
+#[derive(Default)]
+struct ByRole {
+    /// Scope does not name a single role.
+    any: Split,
+    /// Scope is `resource == Role::"<arn>"` (or `in`), by ARN.
+    role: HashMap<String, Split>,
+}
+
+impl ByRole {
+    fn split(&mut self, role: Option<&str>) -> &mut Split {
+        match role {
+            Some(arn) => self.role.entry(arn.to_owned()).or_default(),
+            None => &mut self.any,
+        }
+    }
+}
+
+/// The policies that can apply to one action, by the principal their scope names.
 #[derive(Default)]
 struct ActionSlice {
-    /// Policies whose scope does not name a single role.
-    any_role: Split,
-    /// Policies whose scope is `resource == Role::"<arn>"` (or `in`), by ARN.
-    by_role: HashMap<String, Split>,
+    /// Scope does not name a single user or group.
+    any: ByRole,
+    /// Scope is `principal == User::"<sub>"` (or `in`), by subject.
+    users: HashMap<String, ByRole>,
+    /// Scope is `principal in Group::"<name>"`, by group name.
+    groups: HashMap<String, ByRole>,
+}
+
+/// The principal a policy's scope pins it to.
+enum PrincipalKey {
+    Any,
+    User(String),
+    Group(String),
 }
 
 struct Inner {
@@ -191,11 +219,23 @@ impl PolicyEngine {
         let Some(slice) = inner.slices.get(q.action.index()) else {
             return decision;
         };
-        let splits = [
-            Some(&slice.any_role),
-            slice.by_role.get(q.role.arn.as_str()),
-        ];
-        for split in splits.into_iter().flatten() {
+        // Every bucket that can hold a policy applying to this principal.
+        let mut principals: Vec<&ByRole> = Vec::with_capacity(2 + q.principal.groups.len());
+        principals.push(&slice.any);
+        principals.extend(slice.users.get(q.principal.sub.as_str()));
+        let mut seen: Vec<&str> = Vec::with_capacity(q.principal.groups.len());
+        for group in &q.principal.groups {
+            if !seen.contains(&group.as_str()) {
+                seen.push(group);
+                principals.extend(slice.groups.get(group.as_str()));
+            }
+        }
+        let arn = q.role.arn.as_str();
+        let splits = principals
+            .into_iter()
+            .flat_map(|by_role| [Some(&by_role.any), by_role.role.get(arn)])
+            .flatten();
+        for split in splits {
             for (set, satisfied) in [
                 (&split.forbids, &mut decision.forbidden_by),
                 (&split.permits, &mut decision.permitted_by),
@@ -230,8 +270,9 @@ impl PolicyEngine {
 /// The ARN a policy's resource scope pins it to, if any.
 fn pinned_role(policy: &Policy, names: &Names) -> Option<String> {
     let uid: EntityUid = match policy.resource_constraint() {
-        ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) => uid,
-        ResourceConstraint::IsIn(_, uid) => uid,
+        ResourceConstraint::Eq(uid)
+        | ResourceConstraint::In(uid)
+        | ResourceConstraint::IsIn(_, uid) => uid,
         ResourceConstraint::Any | ResourceConstraint::Is(_) => return None,
     };
     // `resource in Role::"x"` means `resource == Role::"x"` because roles
@@ -239,7 +280,28 @@ fn pinned_role(policy: &Policy, names: &Names) -> Option<String> {
     (uid.type_name() == &names.role).then(|| uid.id().unescaped().to_owned())
 }
 
-/// Splits the loaded set by action and pinned role.
+/// The user or group a policy's principal scope pins it to, if any.
+fn pinned_principal(policy: &Policy, names: &Names) -> PrincipalKey {
+    let uid: EntityUid = match policy.principal_constraint() {
+        PrincipalConstraint::Eq(uid)
+        | PrincipalConstraint::In(uid)
+        | PrincipalConstraint::IsIn(_, uid) => uid,
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => return PrincipalKey::Any,
+    };
+    let id = uid.id().unescaped().to_owned();
+    // `principal in User::"u"` means `principal == User::"u"` (users are never
+    // parents), and `principal in Group::"g"` means "g is one of the
+    // principal's groups" (groups have no parents): see `entities::user_entity`.
+    if uid.type_name() == &names.user {
+        PrincipalKey::User(id)
+    } else if uid.type_name() == &names.group {
+        PrincipalKey::Group(id)
+    } else {
+        PrincipalKey::Any
+    }
+}
+
+/// Splits the loaded set by action, pinned principal and pinned role.
 fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError> {
     let mut slices: Vec<ActionSlice> = Action::ALL.iter().map(|_| ActionSlice::default()).collect();
     let internal = |e: String| PolicyError::Internal(format!("slicing the policy set: {e}"));
@@ -252,16 +314,21 @@ fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError
             ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
             ActionConstraint::In(uids) => uids.iter().filter_map(|u| names.action_of(u)).collect(),
         };
+        let principal = pinned_principal(policy, names);
         let role = pinned_role(policy, names);
         for action in actions {
             let Some(slice) = slices.get_mut(action.index()) else {
                 continue;
             };
-            let split = match &role {
-                Some(arn) => slice.by_role.entry(arn.clone()).or_default(),
-                None => &mut slice.any_role,
+            let by_role = match &principal {
+                PrincipalKey::Any => &mut slice.any,
+                PrincipalKey::User(sub) => slice.users.entry(sub.clone()).or_default(),
+                PrincipalKey::Group(name) => slice.groups.entry(name.clone()).or_default(),
             };
-            split.add(policy).map_err(internal)?;
+            by_role
+                .split(role.as_deref())
+                .add(policy)
+                .map_err(internal)?;
         }
     }
     Ok(slices)

@@ -10,6 +10,7 @@ use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityUid, Request, RestrictedExpression, Schema,
 };
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -137,6 +138,48 @@ pub(crate) const fn weekday_name(day: Weekday) -> &'static str {
     }
 }
 
+thread_local! {
+    // Building a `datetime(..)` or `ip(..)` value makes Cedar parse the
+    // function's name each time (about 10 µs, more than the rest of the
+    // request together). Decisions in the same second, or for the same
+    // address, reuse the last value built on this thread.
+    static LAST_NOW: RefCell<Option<(i64, RestrictedExpression)>> = const { RefCell::new(None) };
+    static LAST_IP: RefCell<Option<(IpAddr, RestrictedExpression)>> = const { RefCell::new(None) };
+}
+
+/// `f(key)`, remembered in `cache` for the next call with the same key.
+fn memo<K: PartialEq + Copy>(
+    cache: &'static std::thread::LocalKey<RefCell<Option<(K, RestrictedExpression)>>>,
+    key: K,
+    f: impl FnOnce() -> RestrictedExpression,
+) -> RestrictedExpression {
+    cache.with(|cell| {
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            return f();
+        };
+        if let Some((k, value)) = &*last
+            && *k == key
+        {
+            return value.clone();
+        }
+        let value = f();
+        *last = Some((key, value.clone()));
+        value
+    })
+}
+
+fn datetime(now: Timestamp) -> RestrictedExpression {
+    memo(&LAST_NOW, now.unix(), || {
+        RestrictedExpression::new_datetime(now.to_rfc3339())
+    })
+}
+
+fn ip(addr: IpAddr) -> RestrictedExpression {
+    memo(&LAST_IP, addr, || {
+        RestrictedExpression::new_ip(addr.to_string())
+    })
+}
+
 fn string(s: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(s.to_owned())
 }
@@ -152,6 +195,11 @@ pub(crate) fn role_uid(names: &Names, role: &RoleInfo) -> EntityUid {
 
 /// A `Tollgate::User` with its groups as `Tollgate::Group` parents and its
 /// claims as tags.
+///
+/// INVARIANT: a user's ancestors are exactly its groups: group entities are
+/// never created (so have no parents) and users are never anyone's parent.
+/// The engine relies on this to slice policies by `principal in Group::"g"`
+/// and `principal == User::"u"`.
 fn user_entity(names: &Names, identity: &Identity) -> Result<Entity, String> {
     let parents = identity
         .groups
@@ -196,18 +244,12 @@ fn context(q: &Query<'_>, names: &Names) -> Result<Context, String> {
         "mfa".to_owned(),
         RestrictedExpression::new_bool(q.principal.mfa),
     ));
-    if let Some(ip) = c.source_ip {
-        let parsed = IpAddr::from_str(ip)
-            .map_err(|_| format!("source_ip {} is not an IP address", quote(ip)))?;
-        pairs.push((
-            "source_ip".to_owned(),
-            RestrictedExpression::new_ip(parsed.to_string()),
-        ));
+    if let Some(given) = c.source_ip {
+        let addr = IpAddr::from_str(given)
+            .map_err(|_| format!("source_ip {} is not an IP address", quote(given)))?;
+        pairs.push(("source_ip".to_owned(), ip(addr)));
     }
-    pairs.push((
-        "now".to_owned(),
-        RestrictedExpression::new_datetime(c.now.to_rfc3339()),
-    ));
+    pairs.push(("now".to_owned(), datetime(c.now)));
     pairs.push((
         "hour".to_owned(),
         RestrictedExpression::new_long(i64::from(when.hour())),

@@ -1400,3 +1400,98 @@ fn clones_share_one_loaded_set() {
         "PolicyEngine { policies: 19, files: 5, .. }"
     );
 }
+
+#[test]
+fn consecutive_decisions_see_their_own_time_and_address() {
+    let e = engine(
+        r#"permit(principal, action, resource) when { context.now == datetime("2026-11-18T10:00:00Z") };
+           permit(principal, action, resource) when { context has source_ip && context.source_ip == ip("10.0.0.1") };"#,
+    );
+    let who = member(&[], &[], false);
+    let at_ten = QueryContext {
+        now: at("2026-11-18T10:00:00Z"),
+        ..ctx()
+    };
+    let a_second_later = QueryContext {
+        now: at("2026-11-18T10:00:01Z"),
+        ..ctx()
+    };
+    let from = |ip| QueryContext {
+        source_ip: Some(ip),
+        ..a_second_later.clone()
+    };
+    let outcomes: Vec<bool> = [
+        at_ten.clone(),
+        a_second_later.clone(),
+        at_ten,
+        from("10.0.0.1"),
+        from("10.0.0.2"),
+        from("10.0.0.1"),
+    ]
+    .into_iter()
+    .map(|c| ask(&e, &who, Action::Request, PROD_ARN, c).allowed)
+    .collect();
+    assert_eq!(outcomes, [true, false, true, true, false, true]);
+}
+
+#[test]
+fn policies_pinned_to_users_and_groups_apply_to_them_only() {
+    let e = PolicyEngine::from_sources(&[(
+        "pinned.cedar",
+        r#"@id("pat-only") permit(principal == Tollgate::User::"pat", action == Tollgate::Action::"read", resource);
+           @id("pat-in") permit(principal in Tollgate::User::"pat", action == Tollgate::Action::"revoke", resource);
+           @id("admins") permit(principal is Tollgate::User in Tollgate::Group::"admins", action == Tollgate::Action::"request", resource);
+           @id("ops-forbid") forbid(principal in Tollgate::Group::"ops", action, resource == Tollgate::Role::"arn:aws:iam::222222222222:role/prod-admin");
+           @id("typed") permit(principal is Tollgate::User, action == Tollgate::Action::"approve", resource) when { principal in Tollgate::Group::"admins" };"#,
+    )])
+    .unwrap();
+    let pat = member(&["admins", "admins"], &[], true);
+    let sam = identity("sam", &["admins", "ops"], &[], true);
+    let cases = [
+        (&pat, Action::Read, PROD_ARN, true),
+        (&sam, Action::Read, PROD_ARN, false),
+        (&pat, Action::Revoke, PROD_ARN, true),
+        (&sam, Action::Revoke, PROD_ARN, false),
+        (&pat, Action::Request, PROD_ARN, true),
+        (&sam, Action::Request, PROD_ARN, false),
+        (&sam, Action::Request, OTHER_ARN, true),
+        (&pat, Action::Approve, PROD_ARN, true),
+        (&sam, Action::Approve, PROD_ARN, false),
+    ];
+    for (who, action, arn, allowed) in cases {
+        let d = ask(&e, who, action, arn, ctx());
+        assert_eq!(d.allowed, allowed, "{}", d.explain());
+        let r = role(
+            arn,
+            &[("environment", "production"), ("owner-team", "payments")],
+        );
+        let q = Query {
+            principal: who,
+            action,
+            role: &r,
+            context: ctx(),
+        };
+        let (request, entities) = e.cedar_inputs(&q).unwrap();
+        let raw = Authorizer::new().is_authorized(&request, e.policy_set(), &entities);
+        assert_eq!(
+            raw.decision() == cedar_policy::Decision::Allow,
+            allowed,
+            "raw Cedar disagrees"
+        );
+    }
+    // A group listed twice is still one permit.
+    let d = ask(&e, &pat, Action::Request, PROD_ARN, ctx());
+    assert_eq!(d.permitted_by.len(), 1, "{:?}", d.permitted_by);
+}
+
+#[test]
+fn engine_and_decision_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<PolicyEngine>();
+    shareable::<Decision>();
+    let engine = examples();
+    let handle = std::thread::spawn(move || {
+        ask(&engine, &user("sre"), Action::Read, PROD_ARN, ctx()).allowed
+    });
+    assert!(handle.join().unwrap(), "sres read production requests");
+}
