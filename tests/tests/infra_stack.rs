@@ -412,7 +412,12 @@ fn expected(role: &str) -> BTreeSet<(String, String, String)> {
     ) {
         e.insert(plain("secretsmanager:GetSecretValue", "<settings secret>"));
     }
-    if matches!(role, "RequestsFunctionRole" | "CredentialsFunctionRole") {
+    // Reviews reads the role's tags too: approve and deny policies and the
+    // visibility check are decided over them.
+    if matches!(
+        role,
+        "RequestsFunctionRole" | "ReviewsFunctionRole" | "CredentialsFunctionRole"
+    ) {
         e.insert(plain("iam:GetRole", &managed_here));
     }
     if role == "CredentialsFunctionRole" {
