@@ -92,14 +92,22 @@ pub fn production_request() -> Value {
     })
 }
 
+/// Lets a controller pause the load: every call holds a read guard while it
+/// is in flight; the controller's write guard waits for those to finish and
+/// keeps new calls from starting until it is dropped.
+pub type Gate = Arc<tokio::sync::RwLock<()>>;
+
+#[allow(clippy::too_many_arguments)]
 async fn timed(
     b: &Broker,
+    gate: &Gate,
     started: Instant,
     step: usize,
     path: &str,
     who: Auth<'_>,
     body: &Value,
 ) -> (Call, Value) {
+    let _open = gate.read().await;
     let at = started.elapsed();
     let t = Instant::now();
     let r = b.call(Method::POST, path, who, Some(body)).await;
@@ -113,7 +121,7 @@ async fn timed(
     (call, r.body)
 }
 
-async fn one_flow(b: &Broker, started: Instant) -> Flow {
+async fn one_flow(b: &Broker, gate: &Gate, started: Instant) -> Flow {
     let t0 = Instant::now();
     let at = started.elapsed();
     let mut flow = Flow {
@@ -125,6 +133,7 @@ async fn one_flow(b: &Broker, started: Instant) -> Flow {
     };
     let (call, body) = timed(
         b,
+        gate,
         started,
         0,
         "/requests",
@@ -139,6 +148,7 @@ async fn one_flow(b: &Broker, started: Instant) -> Flow {
         flow.id = Some(id.clone());
         let (call, _) = timed(
             b,
+            gate,
             started,
             1,
             &format!("/requests/{id}/approve"),
@@ -151,6 +161,7 @@ async fn one_flow(b: &Broker, started: Instant) -> Flow {
         if ok {
             let (call, _) = timed(
                 b,
+                gate,
                 started,
                 2,
                 &format!("/requests/{id}/credentials"),
@@ -168,16 +179,22 @@ async fn one_flow(b: &Broker, started: Instant) -> Flow {
 
 /// Runs `flows` flows from `clients` concurrent clients.
 pub async fn run(b: &Arc<Broker>, flows: usize, clients: usize) -> LoadReport {
+    run_gated(b, flows, clients, Gate::default()).await
+}
+
+/// [`run`], pausable through `gate`.
+pub async fn run_gated(b: &Arc<Broker>, flows: usize, clients: usize, gate: Gate) -> LoadReport {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let b = b.clone();
         let next = next.clone();
+        let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < flows {
-                mine.push(one_flow(&b, started).await);
+                mine.push(one_flow(&b, &gate, started).await);
             }
             mine
         }));
@@ -296,4 +313,66 @@ pub async fn verify(b: &Broker, flows: &[&Flow]) -> Verification {
         }
     }
     out
+}
+
+/// What the table holds: requests by stored status, and events.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Request items per status (`pending`, `active`, ...).
+    pub requests: BTreeMap<String, u64>,
+    /// Event items.
+    pub events: u64,
+}
+
+/// What the table should hold after `flows` (only their successful calls
+/// wrote anything).
+pub fn expected_counts(flows: &[&Flow]) -> TableCounts {
+    let mut c = TableCounts::default();
+    for f in flows {
+        let ok = |step: usize| {
+            f.calls
+                .iter()
+                .any(|c| c.step == step && (c.status == 200 || c.status == 201))
+        };
+        if !ok(0) {
+            continue;
+        }
+        let status = if ok(1) { "active" } else { "pending" };
+        *c.requests.entry(status.to_owned()).or_insert(0) += 1;
+        c.events += 1 + u64::from(ok(1)) + u64::from(ok(2));
+    }
+    c
+}
+
+/// Scans the broker's table and counts request and event items.
+pub async fn table_counts(b: &Broker) -> TableCounts {
+    use tollgate::aws::schema::{EVENT, META, SK, STATUS};
+    let mut c = TableCounts::default();
+    let mut start = None;
+    loop {
+        let out = b
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&b.table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan the table");
+        for item in out.items() {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok());
+            if item.contains_key(EVENT) {
+                c.events += 1;
+            } else if sk.map(String::as_str) == Some(META)
+                && let Some(status) = item.get(STATUS).and_then(|v| v.as_s().ok())
+            {
+                *c.requests.entry(status.to_lowercase()).or_insert(0) += 1;
+            }
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    c
 }
