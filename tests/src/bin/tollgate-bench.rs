@@ -52,6 +52,9 @@ struct Args {
     clients: usize,
     sweep: usize,
     skip_sweep: bool,
+    skip_load: bool,
+    functions: Option<PathBuf>,
+    invocations: usize,
 }
 
 fn args() -> Args {
@@ -60,6 +63,9 @@ fn args() -> Args {
         clients: 16,
         sweep: 10_000,
         skip_sweep: false,
+        skip_load: false,
+        functions: None,
+        invocations: 1000,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -78,6 +84,15 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
+            "--skip-load" => {
+                a.skip_load = true;
+                i += 1;
+                continue;
+            }
+            "--functions" => {
+                a.functions = Some(PathBuf::from(v.get(i + 1).expect("--functions DIR")));
+            }
+            "--invocations" => a.invocations = num(i),
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -116,6 +131,28 @@ async fn run(args: Args) -> ExitCode {
     );
     let mut failed = false;
 
+    if !args.skip_load {
+        failed |= load_and_calls(emulator, &args).await;
+    }
+    // 3. Sweep.
+    if !args.skip_sweep {
+        // An emulator of its own: moto copies a whole table for every
+        // transaction, so the load's table would slow the sweep down.
+        let own = Emulator::start().unwrap_or_else(|e| panic!("emulator: {e}"));
+        sweep(&own, args.sweep).await;
+    }
+    // 4. Functions.
+    functions(emulator, &args).await;
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Sections 1 and 2; true if the load failed a check.
+async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
+    let mut failed = false;
     // 1. Load.
     let proxy = AwsProxy::start(emulator.endpoint()).await;
     let broker = Arc::new(
@@ -245,19 +282,7 @@ async fn run(args: Args) -> ExitCode {
 
     // 2. AWS calls per operation.
     calls_per_operation(emulator).await;
-
-    // 3. Sweep.
-    if !args.skip_sweep {
-        // An emulator of its own: moto copies a whole table for every
-        // transaction, so the load's table would slow the sweep down.
-        let own = Emulator::start().unwrap_or_else(|e| panic!("emulator: {e}"));
-        sweep(&own, args.sweep).await;
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    failed
 }
 
 async fn calls_per_operation(emulator: &Emulator) {
@@ -429,5 +454,169 @@ async fn sweep(emulator: &Emulator, count: usize) {
         all.time.as_secs_f64(),
         100.0 * all.time.as_secs_f64() / elapsed.as_secs_f64(),
         print_ops(&ops)
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Init time (process start → first Runtime API poll, median of 5) of each
+/// function binary beside `python -c 'import boto3; boto3.client("sts")'`
+/// (whole process, median of 5) timed in the same run; stripped sizes; peak
+/// RSS (`VmHWM`) of the expiry function over N scheduled invocations.
+async fn functions(emulator: &Emulator, args: &Args) {
+    use tollgate_tests::runtime_api::{FunctionProcess, RuntimeApi};
+    let dir = args
+        .functions
+        .clone()
+        .unwrap_or_else(|| server_binary().parent().expect("dir").to_path_buf());
+    println!("\n## Function binaries in {}", dir.display());
+    let python = match std::env::var_os("TOLLGATE_VENV") {
+        Some(v) => PathBuf::from(v).join("bin").join("python"),
+        None => tollgate::aws::testing::repo_root()
+            .join(".venv")
+            .join("bin")
+            .join("python"),
+    };
+    let mut boto = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ok = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import boto3; boto3.client('sts', region_name='us-east-1')",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "boto3 baseline failed");
+        boto.push(t.elapsed());
+    }
+    let boto = median(boto);
+    println!(
+        "baseline: python import boto3 + sts client: {} ms (median of 5)",
+        ms(boto)
+    );
+    let clients = emulator.clients().await;
+    let table = unique_name("bench-fn");
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        .await
+        .expect("provision");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", emulator.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_SESSION_TOKEN", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("TOLLGATE_TABLE", table.as_str()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([(
+        "TOLLGATE_POLICY_DIR".to_owned(),
+        tollgate::aws::testing::repo_root()
+            .join("infra")
+            .join("policies")
+            .display()
+            .to_string(),
+    )])
+    .collect();
+    let logs = tempfile::tempdir().expect("temp dir");
+    println!("| function | init ms (median of 5) | init / boto3 | size MB | stripped MB |");
+    println!("|---|---|---|---|---|");
+    for name in [
+        "requests",
+        "reviews",
+        "credentials",
+        "revocations",
+        "expiry",
+    ] {
+        let binary = dir.join(format!("tollgate-{name}"));
+        if !binary.is_file() {
+            println!("| {name} | not built | | | |");
+            continue;
+        }
+        let mut inits = Vec::new();
+        for _ in 0..5 {
+            let runtime = RuntimeApi::start().await;
+            let process = FunctionProcess::spawn(&binary, &runtime, &env, logs.path());
+            match runtime.wait_for_polls(1, Duration::from_secs(60)).await {
+                Some(first) => inits.push(first.duration_since(process.started)),
+                None => {
+                    println!("| {name} | no poll: {:?} | | | |", runtime.init_error());
+                    break;
+                }
+            }
+        }
+        if inits.len() < 5 {
+            continue;
+        }
+        let init = median(inits);
+        let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
+        let stripped_path = logs.path().join(format!("{name}.stripped"));
+        let stripped = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&stripped_path)
+            .arg(&binary)
+            .status()
+            .ok()
+            .filter(|s| s.success())
+            .and_then(|_| std::fs::metadata(&stripped_path).ok())
+            .map_or(0, |m| m.len());
+        println!(
+            "| {name} | {} | 1/{:.0} | {:.1} | {:.1} |",
+            ms(init),
+            boto.as_secs_f64() / init.as_secs_f64(),
+            size as f64 / 1e6,
+            stripped as f64 / 1e6
+        );
+    }
+    let binary = dir.join("tollgate-expiry");
+    if !binary.is_file() {
+        return;
+    }
+    let runtime = RuntimeApi::start().await;
+    let process = FunctionProcess::spawn(&binary, &runtime, &env, logs.path());
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            tollgate::aws::testing::repo_root()
+                .join("tests")
+                .join("fixtures")
+                .join("eventbridge-scheduled.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture json");
+    let hwm = |pid: Option<u32>| -> u64 {
+        pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|k| k.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let _ = runtime.wait_for_polls(1, Duration::from_secs(60)).await;
+    let after_init = hwm(process.pid());
+    let t = Instant::now();
+    let mut errors = 0;
+    for _ in 0..args.invocations {
+        if let tollgate_tests::runtime_api::Outcome::Error { .. } =
+            runtime.invoke(event.clone(), Duration::from_secs(60)).await
+        {
+            errors += 1;
+        }
+    }
+    let peak = hwm(process.pid());
+    println!(
+        "expiry: {} scheduled invocations in {:.1} s ({errors} errors); peak RSS {:.1} MB \
+         (after init {:.1} MB)",
+        args.invocations,
+        t.elapsed().as_secs_f64(),
+        peak as f64 / 1024.0,
+        after_init as f64 / 1024.0
     );
 }
