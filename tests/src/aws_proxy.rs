@@ -122,6 +122,23 @@ fn operation(headers: &HeaderMap, body: &[u8]) -> String {
     format!("{service}:{op}")
 }
 
+struct Record {
+    stats: Table,
+    op: Option<String>,
+    started: Instant,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        if let (Ok(mut stats), Some(op)) = (self.stats.lock(), self.op.take()) {
+            let entry = stats.entry(op).or_default();
+            entry.calls += 1;
+            entry.time += elapsed;
+        }
+    }
+}
+
 async fn forward(
     State(s): State<Shared>,
     method: Method,
@@ -140,7 +157,14 @@ async fn forward(
             req = req.header(name, value);
         }
     }
-    let started = Instant::now();
+    // Recorded when dropped: also when the broker gives up on the call (its
+    // operation timeout) and the handler is cancelled mid-wait, so the time
+    // it spent waiting still counts.
+    let record = Record {
+        stats: s.stats.clone(),
+        op: Some(op),
+        started: Instant::now(),
+    };
     let result = match req.send().await {
         Ok(resp) => {
             let status = resp.status();
@@ -150,13 +174,7 @@ async fn forward(
         }
         Err(e) => Err(e),
     };
-    let elapsed = started.elapsed();
-    {
-        let mut stats = s.stats.lock().expect("lock");
-        let entry = stats.entry(op).or_default();
-        entry.calls += 1;
-        entry.time += elapsed;
-    }
+    drop(record);
     match result {
         Ok((status, content_type, bytes)) => {
             let mut out = (status, bytes).into_response();

@@ -161,6 +161,9 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
             BrokerOptions {
                 sweep_interval_seconds: 3600,
                 aws_endpoint: Some(proxy.endpoint()),
+                // The broker's default role cache, as `tollgate serve` runs
+                // (the test brokers turn it off).
+                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
                 ..BrokerOptions::default()
             },
         )

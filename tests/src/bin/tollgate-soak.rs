@@ -145,7 +145,7 @@ async fn steady_load(args: &Args, c: &mut Checks) {
         "\n## Load: {} flows from {} clients",
         args.flows, args.clients
     );
-    let b = Arc::new(Broker::start(&server_binary(), BrokerOptions::default()).await);
+    let b = Arc::new(Broker::start(&server_binary(), default_cache()).await);
     let report = load::run(&b, args.flows, args.clients).await;
     summary(&report);
     c.check(report.server_errors().is_empty(), "zero 5xx");
@@ -155,6 +155,15 @@ async fn steady_load(args: &Args, c: &mut Checks) {
     );
     let flows: Vec<&Flow> = report.flows.iter().collect();
     table_checks(&b, &flows, c).await;
+}
+
+/// Broker options with the broker's default role cache, as `tollgate serve`
+/// runs (the test brokers turn it off).
+fn default_cache() -> BrokerOptions {
+    BrokerOptions {
+        extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
+        ..BrokerOptions::default()
+    }
 }
 
 /// An emulator on a port of our choosing, so that it can be restarted there.
@@ -219,7 +228,7 @@ async fn outage(args: &Args, c: &mut Checks) {
             BrokerOptions {
                 aws_endpoint: Some(endpoint.clone()),
                 sweep_interval_seconds: 3600,
-                ..BrokerOptions::default()
+                ..default_cache()
             },
         )
         .await,
