@@ -42,3 +42,4 @@ down:
 
 -include infra/infra.mk
 -include fuzz/fuzz.mk
+-include bench.mk

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tollgate::api::auth::{DevTokenSpec, mint_dev_token};
-use tollgate::aws::testing::{Clients, Emulator, repo_root, unique_name};
+use tollgate::aws::testing::{Clients, Emulator, repo_root, sdk_config_for, unique_name};
 use tollgate::domain::Timestamp;
 
 /// The account the emulator's example roles live in.
@@ -117,6 +117,13 @@ pub struct BrokerOptions {
     pub sweep_interval_seconds: u64,
     /// Policies (default: the repository's `infra/policies`).
     pub policy_dir: Option<PathBuf>,
+    /// The AWS endpoint for the broker and the checking clients instead of
+    /// the shared emulator: a timing proxy, or an emulator the test owns
+    /// (to kill and restart it).
+    pub aws_endpoint: Option<String>,
+    /// Further environment variables, set after (and so overriding) the
+    /// defaults, e.g. `TOLLGATE_ROLE_CACHE_SECONDS`.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for BrokerOptions {
@@ -127,6 +134,8 @@ impl Default for BrokerOptions {
             webhook_secret: None,
             sweep_interval_seconds: 1,
             policy_dir: None,
+            aws_endpoint: None,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -165,9 +174,16 @@ impl Broker {
     /// Starts `binary` (a program that runs `tollgate::api::local::serve`
     /// with options from the environment) against the shared emulator.
     pub async fn start(binary: &Path, options: BrokerOptions) -> Self {
-        let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
-        let endpoint = emulator.endpoint().to_owned();
-        let clients = emulator.clients().await;
+        let (endpoint, clients) = match &options.aws_endpoint {
+            Some(endpoint) => (
+                endpoint.clone(),
+                Clients::new(&sdk_config_for(endpoint).await),
+            ),
+            None => {
+                let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
+                (emulator.endpoint().to_owned(), emulator.clients().await)
+            }
+        };
         let table = unique_name("e2e");
         tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
             .await
@@ -217,6 +233,7 @@ impl Broker {
         if let Some(s) = &options.webhook_secret {
             env.push(("TOLLGATE_WEBHOOK_SECRET".into(), s.clone()));
         }
+        env.extend(options.extra_env.iter().cloned());
         let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
         let mut child = tokio::process::Command::new(binary)
@@ -335,6 +352,11 @@ impl Broker {
     /// What the broker wrote to stdout (audit and metric lines).
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// What the broker wrote to stderr (tracing).

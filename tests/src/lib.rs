@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod apigw;
+pub mod aws_proxy;
 pub mod broker;
+pub mod load;
 pub mod runtime_api;
 pub mod sts_proxy;

@@ -1,0 +1,16 @@
+# Benchmarks and the soak test (included by the root Makefile; not part of
+# `make test`). Debug builds: a release build takes 20+ minutes here.
+# BENCH_ARGS, e.g. `--flows 1000 --clients 16 --sweep 10000`.
+
+BENCH_ARGS ?=
+SOAK_ARGS ?=
+
+.PHONY: bench soak
+
+bench: $(if $(TOLLGATE_VENV),,venv)
+	$(CARGO) build -p tollgate-tests --bins
+	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
+
+soak: $(if $(TOLLGATE_VENV),,venv)
+	$(CARGO) build -p tollgate-tests --bins
+	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-soak $(SOAK_ARGS)

@@ -1,0 +1,188 @@
+//! A timing reverse proxy in front of the emulator. The broker's AWS
+//! endpoint points here; every call is forwarded unchanged, and the proxy
+//! records per operation (`dynamodb:TransactWriteItems`, `sts:AssumeRole`,
+//! ...) how many calls went through and how long the emulator took to
+//! answer them (from sending the request to having the whole body). That is
+//! how the benchmarks count AWS calls per broker operation on the wire
+//! (retries included) and split the broker's time into "inside the broker"
+//! and "waiting on the emulator".
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Calls and emulator time for one operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpStats {
+    /// Calls forwarded.
+    pub calls: u64,
+    /// Sum of the emulator's answer times.
+    pub time: Duration,
+}
+
+type Table = Arc<Mutex<BTreeMap<String, OpStats>>>;
+
+#[derive(Clone)]
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    stats: Table,
+}
+
+/// The proxy; stops when dropped.
+pub struct AwsProxy {
+    addr: SocketAddr,
+    stats: Table,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AwsProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl AwsProxy {
+    /// Starts a proxy forwarding everything to `upstream` (the emulator).
+    pub async fn start(upstream: &str) -> Self {
+        let stats = Table::default();
+        let shared = Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("http client"),
+            stats: stats.clone(),
+        };
+        let app = Router::new().fallback(forward).with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the AWS proxy");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            stats,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What was recorded since the last [`AwsProxy::take`].
+    pub fn snapshot(&self) -> BTreeMap<String, OpStats> {
+        self.stats.lock().expect("lock").clone()
+    }
+
+    /// What was recorded, and forgets it.
+    pub fn take(&self) -> BTreeMap<String, OpStats> {
+        std::mem::take(&mut *self.stats.lock().expect("lock"))
+    }
+}
+
+/// Sum over operations.
+pub fn total(stats: &BTreeMap<String, OpStats>) -> OpStats {
+    stats.values().fold(OpStats::default(), |a, s| OpStats {
+        calls: a.calls + s.calls,
+        time: a.time + s.time,
+    })
+}
+
+/// `service:Operation` for a request: the service from the SigV4 credential
+/// scope, the operation from `X-Amz-Target` (JSON protocols) or the form's
+/// `Action` (query protocols).
+fn operation(headers: &HeaderMap, body: &[u8]) -> String {
+    let service = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_owned();
+    let op = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .map(str::to_owned)
+        .or_else(|| {
+            tollgate::aws::testing::form_params(&String::from_utf8_lossy(body)).remove("Action")
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("{service}:{op}")
+}
+
+struct Record {
+    stats: Table,
+    op: Option<String>,
+    started: Instant,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        if let (Ok(mut stats), Some(op)) = (self.stats.lock(), self.op.take()) {
+            let entry = stats.entry(op).or_default();
+            entry.calls += 1;
+            entry.time += elapsed;
+        }
+    }
+}
+
+async fn forward(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let op = operation(&headers, &body);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = s
+        .client
+        .request(method, format!("{}{path}", s.upstream))
+        .body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            req = req.header(name, value);
+        }
+    }
+    // Recorded when dropped: also when the broker gives up on the call (its
+    // operation timeout) and the handler is cancelled mid-wait, so the time
+    // it spent waiting still counts.
+    let record = Record {
+        stats: s.stats.clone(),
+        op: Some(op),
+        started: Instant::now(),
+    };
+    let result = match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let content_type = resp.headers().get("content-type").cloned();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            Ok((status, content_type, bytes))
+        }
+        Err(e) => Err(e),
+    };
+    drop(record);
+    match result {
+        Ok((status, content_type, bytes)) => {
+            let mut out = (status, bytes).into_response();
+            if let Some(ct) = content_type {
+                out.headers_mut().insert("content-type", ct);
+            }
+            out
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}

@@ -1,0 +1,625 @@
+//! `make bench`: measured speed of the broker against the local emulator.
+//!
+//! 1. Load: N request → approve → credentials flows (default 1,000) from C
+//!    concurrent clients (default 16) against the real broker process
+//!    (`tollgate-test-server`, what `tollgate serve` runs): throughput,
+//!    p50/p99 per step and per flow, and the share of the broker's time
+//!    spent waiting on the emulator. Method: the broker's AWS endpoint is a
+//!    timing proxy ([`tollgate_tests::aws_proxy`]) that sums how long the
+//!    emulator took to answer each call; the broker's own time is the sum
+//!    of the `Latency` metric lines it writes per HTTP request. Broker-only
+//!    time is the difference (it includes the proxy hop, a few tens of
+//!    microseconds per call, so it slightly overstates the broker).
+//! 2. AWS calls per operation, counted on the wire by the same proxy
+//!    (retries included) for one flow at a time, against the minimum.
+//! 3. The expiry sweep of S due grants (default 10,000), stored directly
+//!    through the store, then swept in-process by
+//!    `tollgate::api::sweep::sweep` with a `now` past their windows until
+//!    nothing is left: time and AWS calls.
+//!
+//! Options: `--flows N --clients C --sweep S --skip-sweep`. Writes the
+//! report to stdout; exits non-zero if the load saw a 5xx.
+
+// A measuring tool: it reports on stdout and stops loudly when the
+// environment it measures is broken.
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate::api::auth::Authenticator;
+use tollgate::api::clock::Clock;
+use tollgate::api::settings::Settings;
+use tollgate::api::state::{AppState, RouteSet, StateOptions};
+use tollgate::audit::log::AuditLog;
+use tollgate::aws::Store;
+use tollgate::aws::testing::{Emulator, new_request, unique_name};
+use tollgate::config::Config;
+use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
+use tollgate_tests::aws_proxy::{AwsProxy, OpStats, total};
+use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, role_arn};
+use tollgate_tests::load::{self, STEPS, broker_latencies, ms, percentile};
+
+struct Args {
+    flows: usize,
+    clients: usize,
+    sweep: usize,
+    skip_sweep: bool,
+    skip_load: bool,
+    functions: Option<PathBuf>,
+    invocations: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        flows: 1000,
+        clients: 16,
+        sweep: 10_000,
+        skip_sweep: false,
+        skip_load: false,
+        functions: None,
+        invocations: 1000,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let num = |i: usize| -> usize {
+            v.get(i + 1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", v[i]))
+        };
+        match v[i].as_str() {
+            "--flows" => a.flows = num(i),
+            "--clients" => a.clients = num(i),
+            "--sweep" => a.sweep = num(i),
+            "--skip-sweep" => {
+                a.skip_sweep = true;
+                i += 1;
+                continue;
+            }
+            "--skip-load" => {
+                a.skip_load = true;
+                i += 1;
+                continue;
+            }
+            "--functions" => {
+                a.functions = Some(PathBuf::from(v.get(i + 1).expect("--functions DIR")));
+            }
+            "--invocations" => a.invocations = num(i),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// The broker binary built beside this one.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .expect("a directory")
+        .join("tollgate-test-server")
+}
+
+fn print_ops(stats: &BTreeMap<String, OpStats>) -> String {
+    stats
+        .iter()
+        .map(|(op, s)| format!("{op}×{}", s.calls))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn main() -> ExitCode {
+    let args = args();
+    tollgate_tests::broker::block_on(async move { run(args).await })
+}
+
+async fn run(args: Args) -> ExitCode {
+    let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
+    println!("# tollgate-bench (debug build unless stated by the caller)");
+    println!(
+        "machine: {} cores; emulator: moto single-threaded at {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        emulator.endpoint()
+    );
+    let mut failed = false;
+
+    if !args.skip_load {
+        failed |= load_and_calls(emulator, &args).await;
+    }
+    // 3. Sweep.
+    if !args.skip_sweep {
+        // An emulator of its own: moto copies a whole table for every
+        // transaction, so the load's table would slow the sweep down.
+        let own = Emulator::start().unwrap_or_else(|e| panic!("emulator: {e}"));
+        sweep(&own, args.sweep).await;
+    }
+    // 4. Functions.
+    functions(emulator, &args).await;
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Sections 1 and 2; true if the load failed a check.
+async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
+    let mut failed = false;
+    // 1. Load.
+    let proxy = AwsProxy::start(emulator.endpoint()).await;
+    let broker = Arc::new(
+        Broker::start(
+            &server_binary(),
+            BrokerOptions {
+                sweep_interval_seconds: 3600,
+                aws_endpoint: Some(proxy.endpoint()),
+                // The broker's default role cache, as `tollgate serve` runs
+                // (the test brokers turn it off).
+                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
+                ..BrokerOptions::default()
+            },
+        )
+        .await,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = broker_latencies(&broker.stdout());
+    proxy.take();
+    let report = load::run(&broker, args.flows, args.clients).await;
+    let aws = proxy.take();
+    let after = broker_latencies(&broker.stdout());
+    println!(
+        "\n## Load: {} flows (create → approve → credentials), {} concurrent clients",
+        args.flows, args.clients
+    );
+    let complete = report.complete();
+    println!(
+        "completed flows: {complete}/{}; wall {:.2} s; throughput {:.1} flows/s, {:.1} requests/s",
+        args.flows,
+        report.wall.as_secs_f64(),
+        complete as f64 / report.wall.as_secs_f64(),
+        report.calls().count() as f64 / report.wall.as_secs_f64()
+    );
+    println!("statuses: {:?}", report.statuses());
+    let errors = report.server_errors();
+    if !errors.is_empty() {
+        println!("FAIL: {} 5xx answers", errors.len());
+        failed = true;
+    }
+    println!("| step | n | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (i, step) in STEPS.iter().enumerate() {
+        let v: Vec<Duration> = report
+            .calls()
+            .filter(|c| c.step == i)
+            .map(|c| c.elapsed)
+            .collect();
+        println!(
+            "| {step} | {} | {} | {} | {} |",
+            v.len(),
+            ms(percentile(&v, 50.0)),
+            ms(percentile(&v, 99.0)),
+            ms(percentile(&v, 100.0))
+        );
+    }
+    let flows: Vec<Duration> = report
+        .flows
+        .iter()
+        .filter(|f| f.complete)
+        .map(|f| f.elapsed)
+        .collect();
+    println!(
+        "| whole flow | {} | {} | {} | {} |",
+        flows.len(),
+        ms(percentile(&flows, 50.0)),
+        ms(percentile(&flows, 99.0)),
+        ms(percentile(&flows, 100.0))
+    );
+    let ops = [
+        "POST /requests",
+        "POST /requests/{id}/approve",
+        "POST /requests/{id}/credentials",
+    ];
+    let mut inside = Duration::ZERO;
+    let mut handled = 0;
+    for op in ops {
+        let (n1, d1) = after.get(op).copied().unwrap_or_default();
+        let (n0, d0) = before.get(op).copied().unwrap_or_default();
+        handled += n1 - n0;
+        inside += d1.saturating_sub(d0);
+    }
+    let aws_total = total(&aws);
+    let client: Duration = report.calls().map(|c| c.elapsed).sum();
+    println!(
+        "time: clients waited {:.2} s in total; the broker handled {handled} requests in {:.2} s \
+         (its Latency metric); the emulator answered {} calls in {:.2} s (timing proxy)",
+        client.as_secs_f64(),
+        inside.as_secs_f64(),
+        aws_total.calls,
+        aws_total.time.as_secs_f64()
+    );
+    if !inside.is_zero() {
+        let share = aws_total.time.as_secs_f64() / inside.as_secs_f64();
+        println!(
+            "share of broker time waiting on the emulator: {:.1}%; inside the broker: {:.1}% \
+             ({} ms per request)",
+            100.0 * share,
+            100.0 * (1.0 - share),
+            ms(inside.saturating_sub(aws_total.time) / u32::try_from(handled.max(1)).unwrap_or(1))
+        );
+    }
+    println!("emulator time per operation:");
+    for (op, s) in &aws {
+        println!(
+            "  {op}: {} calls, mean {} ms",
+            s.calls,
+            ms(s.time / u32::try_from(s.calls.max(1)).unwrap_or(1))
+        );
+    }
+    let verified = load::verify(
+        &broker,
+        &report
+            .flows
+            .iter()
+            .filter(|f| f.id.is_some())
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    println!(
+        "read back {} requests from the table: {} problems",
+        verified.checked,
+        verified.problems.len()
+    );
+    for p in verified.problems.iter().take(10) {
+        println!("  {p}");
+    }
+    failed |= !verified.problems.is_empty();
+    drop(broker);
+
+    // 2. AWS calls per operation.
+    calls_per_operation(emulator).await;
+    failed
+}
+
+async fn calls_per_operation(emulator: &Emulator) {
+    println!("\n## AWS calls per operation (one flow at a time, counted on the wire)");
+    let proxy = AwsProxy::start(emulator.endpoint()).await;
+    let b = Broker::start(
+        &server_binary(),
+        BrokerOptions {
+            sweep_interval_seconds: 3600,
+            aws_endpoint: Some(proxy.endpoint()),
+            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
+            ..BrokerOptions::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.take();
+    let body = load::production_request();
+    let mut rows = Vec::new();
+    let first = b
+        .call(
+            reqwest::Method::POST,
+            "/requests",
+            Auth::As(&ALICE),
+            Some(&body),
+        )
+        .await;
+    rows.push((
+        "create (role not cached)",
+        first.status,
+        proxy.take(),
+        "≤ 1 DynamoDB write + 1 IAM read",
+    ));
+    let second = b
+        .call(
+            reqwest::Method::POST,
+            "/requests",
+            Auth::As(&ALICE),
+            Some(&body),
+        )
+        .await;
+    rows.push((
+        "create (role cached)",
+        second.status,
+        proxy.take(),
+        "≤ 1 DynamoDB write",
+    ));
+    let id = second.body["id"].as_str().unwrap_or_default().to_owned();
+    let approved = b
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/approve"),
+            Auth::As(&BOB),
+            Some(&serde_json::json!({"digest": second.body["digest"]})),
+        )
+        .await;
+    rows.push((
+        "approve",
+        approved.status,
+        proxy.take(),
+        "1 read + 1 transaction",
+    ));
+    let creds = b
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/credentials"),
+            Auth::As(&ALICE),
+            Some(&serde_json::json!({})),
+        )
+        .await;
+    rows.push((
+        "credentials",
+        creds.status,
+        proxy.take(),
+        "1 read + 1 transaction + 1 STS",
+    ));
+    println!("| operation | status | calls | measured | minimum |");
+    println!("|---|---|---|---|---|");
+    for (name, status, ops, min) in rows {
+        println!(
+            "| {name} | {status} | {} | {} | {min} |",
+            total(&ops).calls,
+            print_ops(&ops)
+        );
+    }
+}
+
+async fn sweep(emulator: &Emulator, count: usize) {
+    println!("\n## Expiry sweep of {count} due grants (in-process, tollgate::api::sweep::sweep)");
+    let clients = emulator.clients().await;
+    let table = unique_name("bench-sweep");
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        .await
+        .expect("provision");
+    let store = Store::new(clients.dynamodb.clone(), table.clone(), 86_400);
+    let role = RoleArn::parse(&role_arn("StagingDeveloper")).expect("role");
+    let seconds = tollgate::domain::MIN_DURATION_SECONDS;
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let role = role.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                let new = new_request(&role, "alice", seconds, 0).expect("request");
+                let (req, ev) =
+                    AccessRequest::create(new, true, vec!["auto".into()], Timestamp::now());
+                store.create(&req, &ev, None).await.expect("store a grant");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a writer");
+    }
+    println!(
+        "stored {count} active grants of {seconds} s in {:.1} s (setup, not measured)",
+        t.elapsed().as_secs_f64()
+    );
+    let proxy = AwsProxy::start(emulator.endpoint()).await;
+    let sdk = tollgate::aws::testing::sdk_config_for(&proxy.endpoint()).await;
+    let (audit, _capture) = AuditLog::capture();
+    let state = AppState::build(
+        &sdk,
+        StateOptions {
+            config: Config {
+                table: table.clone(),
+                ..Config::default()
+            },
+            routes: RouteSet::Expiry,
+            auth: Authenticator::ApiGateway,
+            settings: Settings::default(),
+            clock: Clock::system(),
+            audit,
+        },
+    )
+    .expect("state");
+    let now = Timestamp::now().plus(i64::from(seconds) + 120);
+    let t = Instant::now();
+    let mut runs = 0;
+    let mut expired = 0u64;
+    let mut failed = 0u64;
+    loop {
+        let r = tollgate::api::sweep::sweep(&state, now)
+            .await
+            .expect("sweep");
+        runs += 1;
+        expired += u64::from(r.expired);
+        failed += u64::from(r.failed);
+        if !r.more || runs > 10 * count {
+            break;
+        }
+    }
+    let elapsed = t.elapsed();
+    let ops = proxy.take();
+    let all = total(&ops);
+    println!(
+        "swept in {:.2} s over {runs} runs (≤ {} items per run): {expired} expired, {failed} failed; \
+         {:.0} grants/s",
+        elapsed.as_secs_f64(),
+        tollgate::api::sweep::MAX_ITEMS,
+        expired as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "AWS calls: {} ({:.2} per grant; emulator time {:.2} s = {:.0}% of the sweep): {}",
+        all.calls,
+        all.calls as f64 / count.max(1) as f64,
+        all.time.as_secs_f64(),
+        100.0 * all.time.as_secs_f64() / elapsed.as_secs_f64(),
+        print_ops(&ops)
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Init time (process start → first Runtime API poll, median of 5) of each
+/// function binary beside `python -c 'import boto3; boto3.client("sts")'`
+/// (whole process, median of 5) timed in the same run; stripped sizes; peak
+/// RSS (`VmHWM`) of the expiry function over N scheduled invocations.
+async fn functions(emulator: &Emulator, args: &Args) {
+    use tollgate_tests::runtime_api::{FunctionProcess, RuntimeApi};
+    let dir = args
+        .functions
+        .clone()
+        .unwrap_or_else(|| server_binary().parent().expect("dir").to_path_buf());
+    println!("\n## Function binaries in {}", dir.display());
+    let python = match std::env::var_os("TOLLGATE_VENV") {
+        Some(v) => PathBuf::from(v).join("bin").join("python"),
+        None => tollgate::aws::testing::repo_root()
+            .join(".venv")
+            .join("bin")
+            .join("python"),
+    };
+    let mut boto = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ok = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import boto3; boto3.client('sts', region_name='us-east-1')",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "boto3 baseline failed");
+        boto.push(t.elapsed());
+    }
+    let boto = median(boto);
+    println!(
+        "baseline: python import boto3 + sts client: {} ms (median of 5)",
+        ms(boto)
+    );
+    let clients = emulator.clients().await;
+    let table = unique_name("bench-fn");
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        .await
+        .expect("provision");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", emulator.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_SESSION_TOKEN", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("TOLLGATE_TABLE", table.as_str()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([(
+        "TOLLGATE_POLICY_DIR".to_owned(),
+        tollgate::aws::testing::repo_root()
+            .join("infra")
+            .join("policies")
+            .display()
+            .to_string(),
+    )])
+    .collect();
+    let logs = tempfile::tempdir().expect("temp dir");
+    println!("| function | init ms (median of 5) | init / boto3 | size MB | stripped MB |");
+    println!("|---|---|---|---|---|");
+    for name in [
+        "requests",
+        "reviews",
+        "credentials",
+        "revocations",
+        "expiry",
+    ] {
+        let binary = dir.join(format!("tollgate-{name}"));
+        if !binary.is_file() {
+            println!("| {name} | not built | | | |");
+            continue;
+        }
+        let mut inits = Vec::new();
+        for _ in 0..5 {
+            let runtime = RuntimeApi::start().await;
+            let process = FunctionProcess::spawn(&binary, &runtime, &env, logs.path());
+            match runtime.wait_for_polls(1, Duration::from_secs(60)).await {
+                Some(first) => inits.push(first.duration_since(process.started)),
+                None => {
+                    println!("| {name} | no poll: {:?} | | | |", runtime.init_error());
+                    break;
+                }
+            }
+        }
+        if inits.len() < 5 {
+            continue;
+        }
+        let init = median(inits);
+        let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
+        let stripped_path = logs.path().join(format!("{name}.stripped"));
+        let stripped = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&stripped_path)
+            .arg(&binary)
+            .status()
+            .ok()
+            .filter(|s| s.success())
+            .and_then(|_| std::fs::metadata(&stripped_path).ok())
+            .map_or(0, |m| m.len());
+        println!(
+            "| {name} | {} | 1/{:.0} | {:.1} | {:.1} |",
+            ms(init),
+            boto.as_secs_f64() / init.as_secs_f64(),
+            size as f64 / 1e6,
+            stripped as f64 / 1e6
+        );
+    }
+    let binary = dir.join("tollgate-expiry");
+    if !binary.is_file() {
+        return;
+    }
+    let runtime = RuntimeApi::start().await;
+    let process = FunctionProcess::spawn(&binary, &runtime, &env, logs.path());
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            tollgate::aws::testing::repo_root()
+                .join("tests")
+                .join("fixtures")
+                .join("eventbridge-scheduled.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture json");
+    let hwm = |pid: Option<u32>| -> u64 {
+        pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|k| k.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let _ = runtime.wait_for_polls(1, Duration::from_secs(60)).await;
+    let after_init = hwm(process.pid());
+    let t = Instant::now();
+    let mut errors = 0;
+    for _ in 0..args.invocations {
+        if let tollgate_tests::runtime_api::Outcome::Error { .. } =
+            runtime.invoke(event.clone(), Duration::from_secs(60)).await
+        {
+            errors += 1;
+        }
+    }
+    let peak = hwm(process.pid());
+    println!(
+        "expiry: {} scheduled invocations in {:.1} s ({errors} errors); peak RSS {:.1} MB \
+         (after init {:.1} MB)",
+        args.invocations,
+        t.elapsed().as_secs_f64(),
+        peak as f64 / 1024.0,
+        after_init as f64 / 1024.0
+    );
+}
