@@ -1,1 +1,82 @@
-fn main() {}
+//! `tollgate`: the command people use day to day to request, approve and use
+//! just-in-time AWS access, and to run the broker locally.
+
+mod args;
+mod cache;
+mod client;
+mod commands;
+mod error;
+mod model;
+mod output;
+mod settings;
+mod wait;
+
+use args::{AuditCommand, Cli, Command, DevCommand};
+use clap::{CommandFactory, Parser};
+use commands::Ctx;
+use error::{BROKEN_PIPE, CliError};
+use output::OutputFormat;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e} (runtime)");
+            return ExitCode::from(1);
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let mut ctx = Ctx::new(&env, &cli.global);
+    let mut stdout = std::io::stdout().lock();
+    let result = runtime
+        .block_on(run(&mut ctx, &cli.command, &mut stdout))
+        .and_then(|()| stdout.flush().map_err(CliError::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.code == BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = match ctx.output() {
+                OutputFormat::Json => writeln!(stderr, "{}", e.to_json()),
+                OutputFormat::Table => e.write_human(&mut stderr),
+            };
+            ExitCode::from(e.exit.code())
+        }
+    }
+}
+
+async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
+    use commands::{audit, credentials, dev, requests};
+    match command {
+        Command::Request(a) => requests::request(ctx, a, out).await,
+        Command::List(a) => requests::list(ctx, a, out).await,
+        Command::Show(a) => requests::show(ctx, a, out).await,
+        Command::Approve(a) => requests::approve(ctx, a, out).await,
+        Command::Deny(a) => requests::deny(ctx, a, out).await,
+        Command::Cancel(a) => requests::cancel(ctx, a, out).await,
+        Command::Revoke(a) => requests::revoke(ctx, a, out).await,
+        Command::Credentials(a) => credentials::run(ctx, a, out).await,
+        Command::Explain(a) => requests::explain(ctx, a, out).await,
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
+        Command::Dev(DevCommand::Token(a)) => {
+            let format = ctx.output();
+            dev::token(a, ctx.env, format, out)
+        }
+        Command::Completions(a) => {
+            clap_complete::generate(a.shell, &mut Cli::command(), "tollgate", out);
+            Ok(())
+        }
+    }
+}
