@@ -14,6 +14,8 @@ use tollgate::domain::RequestId;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a whole request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest page the broker serves.
+pub const MAX_PAGE_LIMIT: u32 = 100;
 /// Largest response body read.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -191,14 +193,16 @@ impl Client {
             .await
     }
 
-    /// One page of `GET /requests`.
+    /// One page of `GET /requests`, at most `limit` (1-100) items.
     pub async fn list_page(
         &self,
         scope: Scope,
         status: Option<&str>,
+        limit: u32,
         next_token: Option<&str>,
     ) -> Result<Value, CliError> {
-        let mut query = vec![("scope", scope.as_str())];
+        let limit = limit.clamp(1, MAX_PAGE_LIMIT).to_string();
+        let mut query = vec![("scope", scope.as_str()), ("limit", limit.as_str())];
         if let Some(s) = status {
             query.push(("status", s));
         }

@@ -157,6 +157,13 @@ pub fn write_explanation(out: &mut dyn Write, explanation: &serde_json::Value) -
         ("forbidden by", "forbidden_by"),
         ("errors", "errors"),
     ];
+    // The broker's own text for people says everything; prefer it.
+    if let Some(text) = explanation
+        .get("explanation")
+        .and_then(serde_json::Value::as_str)
+    {
+        return write_explanation(out, &serde_json::Value::String(text.to_owned()));
+    }
     let mut wrote = false;
     if let Some(obj) = explanation.as_object() {
         for (label, key) in lists {
@@ -170,10 +177,6 @@ pub fn write_explanation(out: &mut dyn Write, explanation: &serde_json::Value) -
                 writeln!(out, "  {label}: {}", clean(&shown))?;
                 wrote = true;
             }
-        }
-        if let Some(text) = obj.get("summary").and_then(serde_json::Value::as_str) {
-            writeln!(out, "  {}", clean(text))?;
-            wrote = true;
         }
     }
     if let Some(text) = explanation.as_str() {

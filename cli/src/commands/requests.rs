@@ -212,7 +212,12 @@ pub async fn collect_pages(
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let page = parse_page(&client.list_page(scope, status, token.as_deref()).await?)?;
+        let want = u32::try_from(limit.saturating_sub(items.len())).unwrap_or(u32::MAX);
+        let page = parse_page(
+            &client
+                .list_page(scope, status, want, token.as_deref())
+                .await?,
+        )?;
         items.extend(page.items);
         if items.len() >= limit {
             let more = items.len() > limit || page.next_token.is_some();
@@ -718,38 +723,27 @@ pub fn decision_allowed(v: &Value) -> Option<bool> {
 }
 
 fn write_decision(out: &mut dyn Write, v: &Value, allowed: Option<bool>) -> std::io::Result<()> {
-    let verdict = match allowed {
-        Some(true) => "allowed",
-        Some(false) => "denied",
-        None => "unknown",
+    let auto = v.get("auto_approved").and_then(Value::as_bool);
+    let approvals = v.get("approvals_required").and_then(Value::as_u64);
+    let verdict = match (allowed, auto, approvals) {
+        (Some(false), _, _) => "denied".to_owned(),
+        (Some(true), Some(true), _) => "allowed: the grant would be active at once".to_owned(),
+        (Some(true), _, Some(n)) => format!(
+            "allowed: it would wait for {n} approval{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        (Some(true), _, None) => "allowed".to_owned(),
+        (None, _, _) => "unknown".to_owned(),
     };
-    writeln!(out, "request:      {verdict}")?;
-    let auto = ["auto_approve", "auto_approved", "would_auto_approve"]
-        .iter()
-        .find_map(|k| {
-            v.get(*k)
-                .or_else(|| v.get("decision").and_then(|d| d.get(*k)))
-        });
-    if let Some(auto) = auto {
-        let auto = match auto.as_bool() {
-            Some(true) => "yes: the grant would be active at once".to_owned(),
-            Some(false) => "no: it would need approval".to_owned(),
-            None => auto.get("allowed").and_then(Value::as_bool).map_or_else(
-                || output::json_text(auto),
-                |b| {
-                    if b {
-                        "yes: the grant would be active at once".into()
-                    } else {
-                        "no: it would need approval".into()
-                    }
-                },
-            ),
-        };
-        writeln!(out, "auto-approve: {}", clean(&auto))?;
-    }
-    if let Some(n) = v.get("approvals_required").and_then(Value::as_u64) {
-        writeln!(out, "approvals:    {n} needed")?;
-    }
+    let max = v
+        .get("max_duration_seconds")
+        .and_then(Value::as_i64)
+        .map(output::human_seconds)
+        .unwrap_or_default();
+    write_fields(
+        out,
+        &[("would be", verdict), ("longest grant for the role", max)],
+    )?;
     if let Some(expl) = v.get("explanation").filter(|e| !e.is_null()) {
         writeln!(out, "explanation:")?;
         output::write_explanation(out, expl)?;
@@ -935,5 +929,26 @@ mod tests {
             Some(false)
         );
         assert_eq!(decision_allowed(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn dry_runs_say_what_would_happen_and_why() {
+        let answer = json!({
+            "dry_run": true,
+            "allowed": true,
+            "outcome": "pending",
+            "auto_approved": false,
+            "approvals_required": 2,
+            "max_duration_seconds": 7200,
+            "explanation": "ALLOW: `request` on X for alice\npermitted by:\n  - prod-requests\n",
+        });
+        let mut buf = Vec::new();
+        write_decision(&mut buf, &answer, decision_allowed(&answer)).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "would be:                   allowed: it would wait for 2 approvals\n\
+             longest grant for the role: 2h\n\
+             explanation:\n  ALLOW: `request` on X for alice\n  permitted by:\n    - prod-requests\n"
+        );
     }
 }
