@@ -9,15 +9,48 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The canonical encoding of an event: its JSON with every field but `hash`,
-/// keys sorted, no white space.
+/// object keys sorted at every level, no white space. Sorting is done here
+/// rather than relied on from serde_json, whose key order depends on a
+/// feature that other crates in the build switch on.
 pub fn canonical(event: &Event) -> Vec<u8> {
     let mut value = serde_json::to_value(event).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.remove("hash");
     }
-    // serde_json's map is ordered by key (no `preserve_order` feature), so
-    // this encoding is stable whatever order the fields were written in.
-    serde_json::to_vec(&value).unwrap_or_default()
+    let mut out = Vec::with_capacity(512);
+    write_sorted(&value, &mut out);
+    out
+}
+
+fn write_sorted(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(key).unwrap_or_default());
+                out.push(b':');
+                write_sorted(&map[key], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_sorted(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
+    }
 }
 
 /// `sha256(prev_hash ‖ canonical(event))`, hex.
@@ -103,4 +136,22 @@ pub fn verify(events: &[Event], head_hash: &str, version: u64) -> Result<(), Cha
         return Err(ChainError::Head { last_seq: last });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_encoding_sorts_keys_at_every_level() {
+        let mut out = Vec::new();
+        write_sorted(
+            &serde_json::json!({"b": 1, "a": {"d": [{"z": 1, "y": 2}], "c": "x"}}),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#
+        );
+    }
 }

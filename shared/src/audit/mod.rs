@@ -2,3 +2,8 @@
 //! and CloudWatch Embedded Metric Format metrics.
 
 pub mod chain;
+pub mod log;
+pub mod metrics;
+
+pub use log::{AuditLog, Capture, Decision, Sink, Stdout};
+pub use metrics::Metrics;

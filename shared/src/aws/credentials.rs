@@ -1,0 +1,63 @@
+//! Minting credentials for a grant, in the order that keeps the audit trail
+//! complete: plan (pure checks), record the issue event in one transaction,
+//! then call STS. If the event cannot be written, STS is never called and no
+//! credentials exist; if STS then fails, the trail holds one attempt more
+//! than was issued (and a log line says it failed), never one fewer.
+
+use super::{CredentialPlan, IssuedCredentials, Issuer, Store};
+use crate::BrokerError;
+use crate::audit::AuditLog;
+use crate::domain::{AccessRequest, Actor, Command, RoleInfo, SessionName, Timestamp};
+
+/// Mints credentials for `req` (as last read) on behalf of `actor` at `now`,
+/// and returns the request as stored afterwards with the credentials.
+/// Refusals of the lifecycle (not the requester, not active) come first.
+pub async fn mint_credentials(
+    store: &Store,
+    issuer: &Issuer,
+    log: &AuditLog,
+    req: &AccessRequest,
+    role: &RoleInfo,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(AccessRequest, IssuedCredentials), BrokerError> {
+    let plan = match CredentialPlan::new(req, role, now) {
+        Ok(plan) => plan,
+        Err(invalid) => {
+            // Report what the lifecycle refuses (wrong user, no grant)
+            // before the planner's own reason.
+            req.apply(
+                Command::IssueCredentials {
+                    session_name: SessionName::for_request(req.id),
+                    expires_at: now,
+                },
+                actor,
+                now,
+            )?;
+            return Err(invalid.into());
+        }
+    };
+    let (next, event) = req.apply(
+        Command::IssueCredentials {
+            session_name: plan.session_name.clone(),
+            expires_at: plan.expires_at,
+        },
+        actor,
+        now,
+    )?;
+    // INVARIANT: the issue event is durable before STS is asked; no
+    // credentials exist without their record.
+    store.transition(req.version, &next, &event).await?;
+    log.transition(&next, &event);
+    match issuer.issue(&plan).await {
+        Ok(creds) => {
+            log.credentials_issued(&next, &plan, creds.expiration);
+            Ok((next, creds))
+        }
+        Err(e) => {
+            let err = BrokerError::from(e);
+            log.credentials_failed(&next, &plan, err.code());
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! The DynamoDB store: persists what the pure lifecycle returns. A create is
+//! one transaction (request, first event, idempotency item); every
+//! transition is one transaction (the request put conditional on its
+//! version, plus the event put). Reads are strongly consistent on the table
+//! and paginated on the indexes. Layout: [`super::schema`].
+
+use super::schema::{
+    self, BODY, DUE, EVENT, FINGERPRINT, GSI_BY_REQUESTER, GSI_OPEN_BY_DUE, GSI_PENDING_BY_ROLE,
+    GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, PENDING, PK, REQUEST_ID, SK,
+    STATUS, TTL, VERSION,
+};
+use super::{BoxError, is_transient};
+use crate::BrokerError;
+use crate::domain::UserId;
+use crate::domain::{AccessRequest, Event, IdempotencyKey, RequestId, RoleArn, Status, Timestamp};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request moved on since it was read (version check failed), or its
+    /// id already exists.
+    #[error("the request changed since it was read")]
+    Conflict,
+    /// The idempotency key was used before for a different request body.
+    #[error("the idempotency key was used for a different request")]
+    IdempotencyMismatch,
+    /// A page request the store cannot serve (limit out of range, a start
+    /// key for another listing).
+    #[error("{0}")]
+    InvalidPage(String),
+    /// Throttling, time-outs or transport errors outlasted the SDK's retries.
+    #[error("DynamoDB is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// DynamoDB refused the call for a reason retrying will not fix (missing
+    /// table, missing permission).
+    #[error("DynamoDB refused the call")]
+    Aws(#[source] BoxError),
+    /// An item that does not decode, or inputs that contradict each other.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for BrokerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => Self::Conflict {
+                code: "conflict",
+                message: "the request changed since you read it; fetch it again".into(),
+            },
+            StoreError::IdempotencyMismatch => Self::Conflict {
+                code: "idempotency_key_reused",
+                message: "this idempotency key was already used for a different request".into(),
+            },
+            StoreError::InvalidPage(message) => Self::InvalidInput {
+                code: "invalid_page",
+                message,
+            },
+            StoreError::Unavailable(source) => Self::Unavailable {
+                message: "AWS is unavailable; retry shortly".into(),
+                source: Some(source),
+            },
+            other @ (StoreError::Aws(_) | StoreError::Corrupt(_)) => Self::Internal {
+                detail: super::error_chain(&other),
+            },
+        }
+    }
+}
+
+/// What [`Store::create`] did.
+// Returned once per create, never stored in bulk: boxing would only cost callers.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The request was stored.
+    New,
+    /// The idempotency key was used before with the same body: this is the
+    /// request it created, and nothing was written.
+    Existing(AccessRequest),
+}
+
+/// Where a listing resumes: the last evaluated key, string attributes only.
+/// The API layer seals it in an HMAC token before it reaches a client.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PageKey(pub BTreeMap<String, String>);
+
+/// One page of a listing: `limit` items (1-100), from `start` or the top.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items per page, 1 to 100.
+    pub limit: u32,
+    /// Where the previous page ended.
+    pub start: Option<PageKey>,
+}
+
+impl PageRequest {
+    /// Largest page.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { limit, start: None }
+    }
+}
+
+/// A page of results and where the next one starts (none: this was the last).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
+    /// The key to pass as [`PageRequest::start`] for the next page.
+    pub next: Option<PageKey>,
+}
+
+/// The DynamoDB store. Cheap to clone; build once per process.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+    retention_seconds: i64,
+}
+
+impl Store {
+    /// A store over `table`, keeping history `retention_seconds` past each
+    /// request's window end (or pending deadline).
+    pub fn new(client: Client, table: impl Into<String>, retention_seconds: i64) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+            retention_seconds,
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The `ttl` of a request item: window end (or pending deadline) plus retention.
+    pub fn request_ttl(&self, req: &AccessRequest) -> i64 {
+        req.window_end
+            .unwrap_or(req.pending_deadline)
+            .unix()
+            .saturating_add(self.retention_seconds)
+    }
+
+    /// The `ttl` of an event item: the latest end the request can still reach
+    /// (its window end, or while pending its deadline plus its duration) plus
+    /// retention, so no event expires before the request item it chains to.
+    pub fn event_ttl(&self, req: &AccessRequest) -> i64 {
+        req.window_end
+            .unwrap_or_else(|| req.pending_deadline.plus(i64::from(req.duration.seconds())))
+            .unix()
+            .saturating_add(self.retention_seconds)
+    }
+
+    /// Stores a new request with its first event, and the idempotency key
+    /// when given, in one transaction. A key used before by the same
+    /// requester with the same `fingerprint` returns the request it created
+    /// ([`Created::Existing`]); with another fingerprint it is
+    /// [`StoreError::IdempotencyMismatch`]. An existing id is a conflict.
+    #[tracing::instrument(skip_all, fields(request_id = %req.id))]
+    pub async fn create(
+        &self,
+        req: &AccessRequest,
+        event: &Event,
+        idem: Option<(&IdempotencyKey, &str)>,
+    ) -> Result<Created, StoreError> {
+        if req.version != 1 || event.seq != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "a new request must be at version 1 with event 1, not {} and {}",
+                req.version, event.seq
+            )));
+        }
+        check_event_matches(req, event)?;
+        let mut items = vec![
+            self.put(
+                self.request_item(req)?,
+                "attribute_not_exists(pk)",
+                &[],
+                &[],
+            )?,
+            self.put(
+                self.event_item(req, event)?,
+                "attribute_not_exists(pk)",
+                &[],
+                &[],
+            )?,
+        ];
+        if let Some((key, fingerprint)) = idem {
+            let now = req.created_at.unix();
+            let item = HashMap::from([
+                (
+                    PK.to_owned(),
+                    s(schema::idempotency_pk(req.requester_id(), key.as_str())),
+                ),
+                (SK.to_owned(), s(META)),
+                (REQUEST_ID.to_owned(), s(req.id.to_string())),
+                (FINGERPRINT.to_owned(), s(fingerprint)),
+                (
+                    TTL.to_owned(),
+                    n(now.saturating_add(schema::IDEMPOTENCY_TTL_SECONDS)),
+                ),
+            ]);
+            // A key past its TTL is forgotten even if DynamoDB has not yet
+            // deleted the item (TTL deletion lags; the emulator never deletes).
+            items.push(self.put(
+                item,
+                "attribute_not_exists(pk) OR #ttl < :now",
+                &[("#ttl", TTL)],
+                &[(":now", n(now))],
+            )?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Created::New),
+            Err(TxError::Cancelled(reasons)) => {
+                let idem_failed = reasons
+                    .get(2)
+                    .is_some_and(|code| code == "ConditionalCheckFailed");
+                match idem {
+                    Some((key, fingerprint)) if idem_failed || reasons.is_empty() => {
+                        self.resolve_idempotent(req, key, fingerprint).await
+                    }
+                    _ => Err(StoreError::Conflict),
+                }
+            }
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn resolve_idempotent(
+        &self,
+        req: &AccessRequest,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Created, StoreError> {
+        let pk = schema::idempotency_pk(req.requester_id(), key.as_str());
+        let Some(item) = self.get_item(pk, META.to_owned()).await? else {
+            return Err(StoreError::Conflict);
+        };
+        let stored = string_attr(&item, FINGERPRINT)?;
+        if stored != fingerprint {
+            return Err(StoreError::IdempotencyMismatch);
+        }
+        let id = RequestId::parse(string_attr(&item, REQUEST_ID)?)
+            .map_err(|e| StoreError::Corrupt(format!("idempotency item: {e}")))?;
+        match self.get(id).await? {
+            Some(existing) => Ok(Created::Existing(existing)),
+            None => Err(StoreError::Corrupt(format!(
+                "idempotency key points to request {id}, which does not exist"
+            ))),
+        }
+    }
+
+    /// The request, read strongly consistent.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn get(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        match self
+            .get_item(schema::request_pk(id), META.to_owned())
+            .await?
+        {
+            Some(item) => decode_request(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The request and its events in chain order, from one strongly
+    /// consistent Query on its partition (more only past 1 MB).
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn get_with_events(
+        &self,
+        id: RequestId,
+    ) -> Result<Option<(AccessRequest, Vec<Event>)>, StoreError> {
+        let mut request = None;
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(schema::request_pk(id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_failure)?;
+            for item in out.items() {
+                let sk = string_attr(item, SK)?;
+                if sk == META {
+                    request = Some(decode_request(item)?);
+                } else if sk.starts_with("EVT#") {
+                    let json = string_attr(item, EVENT)?;
+                    let event: Event = serde_json::from_str(json)
+                        .map_err(|e| StoreError::Corrupt(format!("event {sk} of {id}: {e}")))?;
+                    events.push(event);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(request.map(|r| (r, events)))
+    }
+
+    /// Persists a transition: `next` replaces the stored request only if the
+    /// stored version is still `expected_version`, and `event` is written
+    /// with it, in one transaction. A version mismatch is
+    /// [`StoreError::Conflict`] and writes nothing.
+    #[tracing::instrument(skip_all, fields(request_id = %next.id, version = expected_version))]
+    pub async fn transition(
+        &self,
+        expected_version: u64,
+        next: &AccessRequest,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        if next.version != expected_version.saturating_add(1) || event.seq != next.version {
+            return Err(StoreError::Corrupt(format!(
+                "transition from version {expected_version} must write version {} with event {}, not {} with event {}",
+                expected_version.saturating_add(1),
+                expected_version.saturating_add(1),
+                next.version,
+                event.seq
+            )));
+        }
+        check_event_matches(next, event)?;
+        let items = vec![
+            self.put(
+                self.request_item(next)?,
+                "#v = :expected",
+                &[("#v", VERSION)],
+                &[(":expected", n(expected_version))],
+            )?,
+            self.put(
+                self.event_item(next, event)?,
+                "attribute_not_exists(pk)",
+                &[],
+                &[],
+            )?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(_)) => Err(StoreError::Conflict),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// A requester's requests, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_by_requester(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.query_index(
+            IndexQuery {
+                index: GSI_BY_REQUESTER,
+                keys: [GSI1_PK, GSI1_SK],
+                condition: "#ipk = :ipk",
+                names: vec![("#ipk", GSI1_PK)],
+                values: vec![(":ipk", s(schema::requester_pk(user)))],
+                forward: false,
+            },
+            page,
+        )
+        .await
+    }
+
+    /// Requests stored as pending, for every role or one role, oldest first.
+    /// Includes requests past their deadline that the sweep has not yet
+    /// lapsed: callers check [`AccessRequest::effective_status`].
+    #[tracing::instrument(skip_all)]
+    pub async fn list_pending(
+        &self,
+        role: Option<&RoleArn>,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let mut q = IndexQuery {
+            index: GSI_PENDING_BY_ROLE,
+            keys: [GSI2_PK, GSI2_SK],
+            condition: "#ipk = :ipk",
+            names: vec![("#ipk", GSI2_PK)],
+            values: vec![(":ipk", s(PENDING))],
+            forward: true,
+        };
+        if let Some(role) = role {
+            q.condition = "#ipk = :ipk AND begins_with(#isk, :prefix)";
+            q.names.push(("#isk", GSI2_SK));
+            q.values.push((":prefix", s(schema::pending_prefix(role))));
+        }
+        self.query_index(q, page).await
+    }
+
+    /// Requests with something due at or before `now`, earliest first:
+    /// pending past their deadline, active past their window, and revoked
+    /// whose revocation statement may now be pruned.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_due(
+        &self,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.query_index(
+            IndexQuery {
+                index: GSI_OPEN_BY_DUE,
+                keys: [GSI3_PK, GSI3_SK],
+                condition: "#ipk = :ipk AND #isk < :bound",
+                names: vec![("#ipk", GSI3_PK), ("#isk", GSI3_SK)],
+                values: vec![(":ipk", s(DUE)), (":bound", s(schema::due_bound(now)))],
+                forward: true,
+            },
+            page,
+        )
+        .await
+    }
+
+    /// Housekeeping: drops a revoked request from the due index once its
+    /// revocation statement is pruned. Conditional on `version`; not a
+    /// transition (status and history are unchanged).
+    #[tracing::instrument(skip_all, fields(request_id = %id, version))]
+    pub async fn clear_due(&self, id: RequestId, version: u64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .key(PK, s(schema::request_pk(id)))
+            .key(SK, s(META))
+            .update_expression("REMOVE #g3pk, #g3sk")
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#g3pk", GSI3_PK)
+            .expression_attribute_names("#g3sk", GSI3_SK)
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    fn request_item(&self, req: &AccessRequest) -> Result<Item, StoreError> {
+        let body = serde_json::to_string(req)
+            .map_err(|e| StoreError::Corrupt(format!("request {} does not encode: {e}", req.id)))?;
+        let mut item = HashMap::from([
+            (PK.to_owned(), s(schema::request_pk(req.id))),
+            (SK.to_owned(), s(META)),
+            (VERSION.to_owned(), n(req.version)),
+            (STATUS.to_owned(), s(req.status.as_str())),
+            (BODY.to_owned(), s(body)),
+            (
+                GSI1_PK.to_owned(),
+                s(schema::requester_pk(req.requester_id())),
+            ),
+            (GSI1_SK.to_owned(), s(schema::requester_sk(req.id))),
+            (TTL.to_owned(), n(self.request_ttl(req))),
+        ]);
+        if req.status == Status::Pending {
+            item.insert(GSI2_PK.to_owned(), s(PENDING));
+            item.insert(
+                GSI2_SK.to_owned(),
+                s(schema::pending_sk(&req.role_arn, req.id)),
+            );
+        }
+        let due = match req.status {
+            Status::Pending => Some(req.pending_deadline),
+            Status::Active | Status::Revoked => req.window_end,
+            _ => None,
+        };
+        if let Some(due) = due {
+            item.insert(GSI3_PK.to_owned(), s(DUE));
+            item.insert(GSI3_SK.to_owned(), s(schema::due_sk(due, req.id)));
+        }
+        Ok(item)
+    }
+
+    fn event_item(&self, req: &AccessRequest, event: &Event) -> Result<Item, StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "event {} of {} does not encode: {e}",
+                event.seq, req.id
+            ))
+        })?;
+        Ok(HashMap::from([
+            (PK.to_owned(), s(schema::request_pk(req.id))),
+            (SK.to_owned(), s(schema::event_sk(event.seq))),
+            (EVENT.to_owned(), s(json)),
+            (TTL.to_owned(), n(self.event_ttl(req))),
+        ]))
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression(condition);
+        for (k, v) in names {
+            put = put.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            put = put.expression_attribute_values(*k, v.clone());
+        }
+        let put = put
+            .build()
+            .map_err(|e| StoreError::Corrupt(format!("put does not build: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let TransactWriteItemsError::TransactionCanceledException(e) = ctx.into_err()
+                else {
+                    return Err(TxError::Store(StoreError::Corrupt(
+                        "transaction error changed kind".into(),
+                    )));
+                };
+                let reasons: Vec<String> = e
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect();
+                // Throttling inside a transaction surfaces as a cancellation
+                // reason; it is not a conflict.
+                if reasons
+                    .iter()
+                    .any(|c| c == "ThrottlingError" || c == "ProvisionedThroughputExceeded")
+                {
+                    return Err(TxError::Store(StoreError::Unavailable(Box::new(e))));
+                }
+                Err(TxError::Cancelled(reasons))
+            }
+            Err(SdkError::ServiceError(ctx))
+                if matches!(
+                    ctx.err(),
+                    TransactWriteItemsError::ThrottlingException(_)
+                        | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                        | TransactWriteItemsError::RequestLimitExceeded(_)
+                        | TransactWriteItemsError::InternalServerError(_)
+                        | TransactWriteItemsError::TransactionInProgressException(_)
+                ) =>
+            {
+                // Still failing after the SDK's retries.
+                Err(TxError::Store(StoreError::Unavailable(Box::new(
+                    SdkError::ServiceError(ctx),
+                ))))
+            }
+            Err(e) => Err(TxError::Store(store_failure(e))),
+        }
+    }
+
+    async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_failure)?;
+        Ok(out.item)
+    }
+
+    async fn query_index(
+        &self,
+        q: IndexQuery,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        if !(1..=PageRequest::MAX_LIMIT).contains(&page.limit) {
+            return Err(StoreError::InvalidPage(format!(
+                "page size `{}` is not from 1 to {}",
+                page.limit,
+                PageRequest::MAX_LIMIT
+            )));
+        }
+        let start = match page.start {
+            None => None,
+            Some(key) => Some(start_key(key, q.keys)?),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(q.index)
+            .key_condition_expression(q.condition)
+            .scan_index_forward(q.forward)
+            .limit(i32::try_from(page.limit).unwrap_or(100))
+            .set_exclusive_start_key(start);
+        for (k, v) in q.names {
+            query = query.expression_attribute_names(k, v);
+        }
+        for (k, v) in q.values {
+            query = query.expression_attribute_values(k, v);
+        }
+        let out = query.send().await.map_err(store_failure)?;
+        let items = out
+            .items()
+            .iter()
+            .map(decode_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key() {
+            Some(key) if !key.is_empty() => Some(page_key(key)?),
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+}
+
+struct IndexQuery {
+    index: &'static str,
+    keys: [&'static str; 2],
+    condition: &'static str,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, AttributeValue)>,
+    forward: bool,
+}
+
+enum TxError {
+    /// The transaction was cancelled; one reason code per item, in order.
+    Cancelled(Vec<String>),
+    Store(StoreError),
+}
+
+fn check_event_matches(req: &AccessRequest, event: &Event) -> Result<(), StoreError> {
+    if event.request_id != req.id || event.hash != req.chain_head {
+        return Err(StoreError::Corrupt(format!(
+            "event {} is not the head of request {}",
+            event.seq, req.id
+        )));
+    }
+    Ok(())
+}
+
+/// A listing's start key, checked to name exactly the attributes the index
+/// returns as its last evaluated key.
+fn start_key(key: PageKey, index_keys: [&str; 2]) -> Result<Item, StoreError> {
+    let mut expected = vec![PK, SK, index_keys[0], index_keys[1]];
+    expected.sort_unstable();
+    let mut given: Vec<&str> = key.0.keys().map(String::as_str).collect();
+    given.sort_unstable();
+    if given != expected {
+        return Err(StoreError::InvalidPage(
+            "the page token belongs to another listing".into(),
+        ));
+    }
+    Ok(key.0.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+fn page_key(key: &Item) -> Result<PageKey, StoreError> {
+    key.iter()
+        .map(|(k, v)| match v {
+            AttributeValue::S(text) => Ok((k.clone(), text.clone())),
+            _ => Err(StoreError::Corrupt(format!(
+                "last evaluated key attribute `{k}` is not a string"
+            ))),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .map(PageKey)
+}
+
+fn decode_request(item: &Item) -> Result<AccessRequest, StoreError> {
+    let body = string_attr(item, BODY)?;
+    let req: AccessRequest = serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("request body does not decode: {e}")))?;
+    let version = match item.get(VERSION) {
+        Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+        _ => None,
+    };
+    let status = string_attr(item, STATUS)?;
+    if version != Some(req.version) || status != req.status.as_str() {
+        return Err(StoreError::Corrupt(format!(
+            "request {}: item attributes disagree with its body",
+            req.id
+        )));
+    }
+    Ok(req)
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(format!(
+            "item has no string attribute `{name}`"
+        ))),
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn store_failure<E>(
+    err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> StoreError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    if is_transient(&err) {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Aws(Box::new(err))
+    }
+}

@@ -1,0 +1,130 @@
+//! The one DynamoDB table: its names, keys and index layout. The IaC copies
+//! these names exactly; [`super::provision`] creates the table from them.
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! | --- | --- | --- | --- |
+//! | request | `REQ#<id>` | `META` | `version` N, `status` S, `body` S (the request JSON), index keys, `ttl` N |
+//! | event | `REQ#<id>` | `EVT#<seq, 10 digits>` | `event` S (the event JSON), `ttl` N |
+//! | idempotency | `IDEM#<sub>#<key>` | `META` | `request_id` S, `fingerprint` S, `ttl` N (created + 24 h) |
+//!
+//! Global secondary indexes, all projecting every attribute:
+//! - [`GSI_BY_REQUESTER`]: `gsi1pk = USER#<sub>`, `gsi1sk = REQ#<id>` (read backwards: newest first).
+//! - [`GSI_PENDING_BY_ROLE`]: `gsi2pk = PENDING`, `gsi2sk = <role arn>#<id>`, only while pending.
+//! - [`GSI_OPEN_BY_DUE`]: `gsi3pk = DUE`, `gsi3sk = <due, 12 digits>#<id>`, while pending
+//!   (due = pending deadline), active (due = window end), and revoked until the sweep has
+//!   pruned its revocation statement (due = window end).
+
+use crate::domain::{RequestId, RoleArn, Timestamp, UserId};
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// TTL attribute (epoch seconds); retention, never enforcement.
+pub const TTL: &str = "ttl";
+/// Request item: version number, bumped by every transition.
+pub const VERSION: &str = "version";
+/// Request item: stored status.
+pub const STATUS: &str = "status";
+/// Request item: the request as JSON.
+pub const BODY: &str = "body";
+/// Event item: the event as JSON.
+pub const EVENT: &str = "event";
+/// Idempotency item: the request the key created.
+pub const REQUEST_ID: &str = "request_id";
+/// Idempotency item: sha256 of the canonical request body.
+pub const FINGERPRINT: &str = "fingerprint";
+
+/// Sort key of request and idempotency items.
+pub const META: &str = "META";
+
+/// Index: a requester's requests.
+pub const GSI_BY_REQUESTER: &str = "by-requester";
+/// `by-requester` partition key attribute.
+pub const GSI1_PK: &str = "gsi1pk";
+/// `by-requester` sort key attribute.
+pub const GSI1_SK: &str = "gsi1sk";
+/// Index: pending requests, by role (sparse).
+pub const GSI_PENDING_BY_ROLE: &str = "pending-by-role";
+/// `pending-by-role` partition key attribute.
+pub const GSI2_PK: &str = "gsi2pk";
+/// `pending-by-role` sort key attribute.
+pub const GSI2_SK: &str = "gsi2sk";
+/// Index: open requests by the time something is due (sparse).
+pub const GSI_OPEN_BY_DUE: &str = "open-by-due";
+/// `open-by-due` partition key attribute.
+pub const GSI3_PK: &str = "gsi3pk";
+/// `open-by-due` sort key attribute.
+pub const GSI3_SK: &str = "gsi3sk";
+
+/// The one `gsi2pk` value.
+pub const PENDING: &str = "PENDING";
+/// The one `gsi3pk` value.
+pub const DUE: &str = "DUE";
+
+/// How long an idempotency key is remembered: 24 hours.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
+/// Default retention of history after a request's window or deadline: 400 days.
+pub const DEFAULT_RETENTION_SECONDS: i64 = 400 * 86_400;
+
+/// `REQ#<id>`.
+pub fn request_pk(id: RequestId) -> String {
+    format!("REQ#{id}")
+}
+
+/// `EVT#<seq zero-padded to 10>`.
+pub fn event_sk(seq: u64) -> String {
+    format!("EVT#{seq:010}")
+}
+
+/// `IDEM#<sub>#<key>`. Neither a subject nor a key may contain `#`.
+pub fn idempotency_pk(user: &UserId, key: &str) -> String {
+    format!("IDEM#{user}#{key}")
+}
+
+/// `USER#<sub>`.
+pub fn requester_pk(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+
+/// `REQ#<id>`, the `by-requester` sort key.
+pub fn requester_sk(id: RequestId) -> String {
+    format!("REQ#{id}")
+}
+
+/// `<role arn>#<id>`, the `pending-by-role` sort key.
+pub fn pending_sk(role: &RoleArn, id: RequestId) -> String {
+    format!("{role}#{id}")
+}
+
+/// The `pending-by-role` sort key prefix for one role.
+pub fn pending_prefix(role: &RoleArn) -> String {
+    format!("{role}#")
+}
+
+/// `<due unix seconds zero-padded to 12>#<id>`, the `open-by-due` sort key.
+pub fn due_sk(due: Timestamp, id: RequestId) -> String {
+    format!("{:012}#{id}", due.unix().max(0))
+}
+
+/// The exclusive upper bound of `open-by-due` sort keys due at or before `now`.
+pub fn due_bound(now: Timestamp) -> String {
+    format!("{:012}", now.unix().max(-1).saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time_and_the_bound_includes_now_only() {
+        let id = RequestId::generate(Timestamp::from_unix(1_000));
+        let at_now = due_sk(Timestamp::from_unix(1_800_000_000), id);
+        let later = due_sk(Timestamp::from_unix(1_800_000_001), id);
+        let bound = due_bound(Timestamp::from_unix(1_800_000_000));
+        assert!(at_now.as_str() < bound.as_str());
+        assert!(later.as_str() > bound.as_str());
+        assert_eq!(at_now.len(), 12 + 1 + 26);
+        assert_eq!(event_sk(7), "EVT#0000000007");
+    }
+}

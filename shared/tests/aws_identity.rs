@@ -1,0 +1,793 @@
+//! IAM and STS against the local emulator through the real SDK: role
+//! descriptions, credentials, revocation policies and provisioning. Each test
+//! makes its own roles and tables; one emulator serves the whole binary.
+
+// Helpers outside #[test] functions unwrap too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aws_sdk_dynamodb::types::{BillingMode, KeyType, ProjectionType, StreamViewType};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tollgate::audit::AuditLog;
+use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
+use tollgate::aws::{
+    CredentialPlan, EXAMPLE_ROLES, FALLBACK_SID_PREFIX, Issuer, POLICY_NAME, RevocationOutcome,
+    Revoker, RoleDirectory, Store, create_role, create_table, mint_credentials, provision, schema,
+};
+use tollgate::domain::{
+    AccessRequest, Actor, Command, RequestId, RoleArn, RoleInfo, Timestamp, UserId,
+};
+
+async fn clients() -> Clients {
+    Emulator::shared().unwrap().clients().await
+}
+
+async fn role(c: &Clients, tags: &[(&str, &str)]) -> RoleInfo {
+    let arn = create_role(&c.iam, "/tollgate/", &unique_name("Role"), 3600, tags)
+        .await
+        .unwrap();
+    let info = RoleDirectory::new(c.iam.clone(), Duration::ZERO)
+        .describe(&arn)
+        .await
+        .unwrap()
+        .unwrap();
+    c.calls.clear();
+    info
+}
+
+fn active(role: &RoleInfo, requester: &str) -> AccessRequest {
+    let new = new_request(&role.arn, requester, 3600, 1).unwrap();
+    AccessRequest::create(new, true, vec!["auto".into()], Timestamp::now()).0
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    doc["Statement"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn role_descriptions_come_from_one_get_role_and_are_cached() {
+    let c = clients().await;
+    let arn = create_role(
+        &c.iam,
+        "/tollgate/",
+        &unique_name("Cached"),
+        7200,
+        &[("environment", "staging"), ("tollgate:approvals", "2")],
+    )
+    .await
+    .unwrap();
+    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    c.calls.clear();
+    let info = dir.describe(&arn).await.unwrap().unwrap();
+    assert_eq!(c.calls.take(), ["GetRole"]);
+    assert_eq!(info.arn, arn);
+    assert!(info.role_id.starts_with("AROA"), "{}", info.role_id);
+    assert_eq!(info.max_session_seconds, 7200);
+    assert_eq!(info.tags["environment"], "staging");
+    assert_eq!(info.approvals_required(), Ok(2));
+
+    assert_eq!(dir.describe(&arn).await.unwrap(), Some(info.clone()));
+    assert!(c.calls.take().is_empty(), "served from the cache");
+    dir.clear_cache();
+    dir.describe(&arn).await.unwrap();
+    assert_eq!(c.calls.take(), ["GetRole"]);
+
+    let uncached = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    uncached.describe(&arn).await.unwrap();
+    uncached.describe(&arn).await.unwrap();
+    assert_eq!(c.calls.take().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_roles_and_arns_for_another_account_or_path_are_none() {
+    let c = clients().await;
+    let name = unique_name("Known");
+    create_role(&c.iam, "/tollgate/", &name, 3600, &[])
+        .await
+        .unwrap();
+    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    for arn in [
+        format!(
+            "arn:aws:iam::123456789012:role/tollgate/{}",
+            unique_name("Absent")
+        ),
+        format!("arn:aws:iam::210987654321:role/tollgate/{name}"),
+        format!("arn:aws:iam::123456789012:role/other/{name}"),
+    ] {
+        let arn = RoleArn::parse(&arn).unwrap();
+        assert_eq!(dir.describe(&arn).await.unwrap(), None, "{arn}");
+    }
+}
+
+#[tokio::test]
+async fn issued_credentials_work_and_carry_the_session_name() {
+    let c = clients().await;
+    let role = role(&c, &[]).await;
+    let req = active(&role, "alice@example.com");
+    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    let creds = Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
+    assert_eq!(c.calls.take(), ["AssumeRole"]);
+    assert!(
+        creds
+            .assumed_role_arn
+            .ends_with(&format!("/tollgate-{}", req.id))
+    );
+    assert!(creds.expiration > Timestamp::now());
+
+    // Use them: GetCallerIdentity signed with the issued credentials.
+    let config = Emulator::shared().unwrap().sdk_config().await;
+    let as_session = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&config)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.expose_secret().to_owned(),
+                Some(creds.session_token.expose_secret().to_owned()),
+                None,
+                "issued",
+            ))
+            .build(),
+    );
+    let me = as_session.get_caller_identity().send().await.unwrap();
+    let arn = me.arn().unwrap();
+    assert!(arn.contains(":assumed-role/"), "{arn}");
+    assert!(
+        arn.ends_with(&format!("{}/tollgate-{}", role.arn.name(), req.id)),
+        "{arn}"
+    );
+    assert_eq!(me.account(), Some("123456789012"));
+}
+
+#[tokio::test]
+async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off() {
+    let c = clients().await;
+    let role = role(&c, &[]).await;
+    let new = new_request(&role.arn, "auth0|alice", 7200, 1).unwrap();
+    let (pending, _) = AccessRequest::create(new, false, vec![], Timestamp::now());
+    let bob = Actor::User(UserId::parse("bob").unwrap());
+    let (req, _) = pending
+        .apply(
+            Command::Approve {
+                digest: pending.digest.clone(),
+                comment: None,
+                policies: vec![],
+            },
+            &bob,
+            Timestamp::now(),
+        )
+        .unwrap();
+    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
+    let sent = c.calls.calls();
+    assert_eq!(sent.len(), 1);
+    let form = sent[0].form();
+    assert_eq!(form["Action"], "AssumeRole");
+    assert_eq!(form["RoleArn"], role.arn.as_str());
+    assert_eq!(form["RoleSessionName"], format!("tollgate-{}", req.id));
+    assert_eq!(form["DurationSeconds"], "3600");
+    assert_eq!(form["SourceIdentity"], "auth0-alice");
+    let tags: BTreeMap<&str, &str> = (1..=3)
+        .map(|i| {
+            (
+                form[&format!("Tags.member.{i}.Key")].as_str(),
+                form[&format!("Tags.member.{i}.Value")].as_str(),
+            )
+        })
+        .collect();
+    let id = req.id.to_string();
+    assert_eq!(
+        tags,
+        BTreeMap::from([
+            ("tollgate:request", id.as_str()),
+            ("tollgate:approver", "bob"),
+            ("tollgate:ticket", "TEST-1"),
+        ])
+    );
+    let policy: Value = serde_json::from_str(&form["Policy"]).unwrap();
+    let cutoff = req.window_end.unwrap().to_rfc3339();
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"],
+        json!(cutoff)
+    );
+    assert!(form["Policy"].len() <= 2048);
+}
+
+#[tokio::test]
+async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
+    let c = clients().await;
+    let table = unique_name("mint");
+    create_table(&c.dynamodb, &table).await.unwrap();
+    let store = Store::new(
+        c.dynamodb.clone(),
+        &table,
+        schema::DEFAULT_RETENTION_SECONDS,
+    );
+    let role = role(&c, &[]).await;
+    let (req, ev) = AccessRequest::create(
+        new_request(&role.arn, "alice", 3600, 1).unwrap(),
+        true,
+        vec![],
+        Timestamp::now(),
+    );
+    store.create(&req, &ev, None).await.unwrap();
+    let (log, lines) = AuditLog::capture();
+    let issuer = Issuer::new(c.sts.clone());
+    let alice = Actor::User(UserId::parse("alice").unwrap());
+    c.calls.clear();
+
+    let (after, creds) =
+        mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
+            .await
+            .unwrap();
+    assert_eq!(c.calls.take(), ["TransactWriteItems", "AssumeRole"]);
+    assert_eq!(after.credentials_issued, 1);
+    let (stored, events) = store.get_with_events(req.id).await.unwrap().unwrap();
+    assert_eq!(stored, after);
+    assert_eq!(events.len(), 2);
+    assert!(matches!(
+        events[1].kind,
+        tollgate::domain::EventKind::CredentialsIssued { .. }
+    ));
+
+    let logged = lines.lines();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    let parsed = lines.json();
+    assert_eq!(parsed[0]["type"], "transition");
+    assert_eq!(parsed[1]["type"], "credentials");
+    assert_eq!(parsed[1]["outcome"], "issued");
+    for line in &parsed {
+        assert_eq!(line["request_id"], json!(req.id.to_string()));
+        assert_eq!(line["actor"], "alice");
+        assert_eq!(line["role"], json!(role.arn.as_str()));
+    }
+    for line in &logged {
+        assert!(!line.contains(creds.secret_access_key.expose_secret()));
+        assert!(!line.contains(creds.session_token.expose_secret()));
+        assert!(!line.contains(&creds.access_key_id));
+    }
+
+    // The same stale copy again: the event write fails, so STS is never asked.
+    c.calls.clear();
+    let err = mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 409);
+    assert_eq!(c.calls.take(), ["TransactWriteItems"]);
+    assert_eq!(lines.lines().len(), 2, "nothing more logged");
+
+    // Someone else: refused before any call.
+    let mallory = Actor::User(UserId::parse("mallory").unwrap());
+    let err = mint_credentials(
+        &store,
+        &issuer,
+        &log,
+        &after,
+        &role,
+        &mallory,
+        Timestamp::now(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "not_requester");
+    assert!(c.calls.take().is_empty());
+}
+
+#[tokio::test]
+async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
+    let c = clients().await;
+    let role = role(&c, &[]).await;
+    let revoker = Revoker::new(c.iam.clone());
+    let now = Timestamp::now();
+    let a = RequestId::generate(now);
+    let b = RequestId::generate(now.plus(1));
+
+    assert_eq!(
+        revoker.revoke(&role, a, now.plus(3600), now).await.unwrap(),
+        RevocationOutcome::Individual
+    );
+    assert_eq!(
+        c.calls.take(),
+        [
+            "ListRolePolicies",
+            "GetRolePolicy",
+            "PutRolePolicy",
+            "GetRolePolicy"
+        ]
+    );
+    let doc = revoker
+        .policy_document(role.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    let st = statements(&doc);
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0]["Effect"], "Deny");
+    assert_eq!(st[0]["Action"], "*");
+    assert_eq!(
+        st[0]["Sid"],
+        json!(format!("Revoke{a}Until{}", now.plus(3600).unix()))
+    );
+    assert_eq!(
+        st[0]["Condition"]["StringLike"]["aws:userid"],
+        json!(format!("{}:tollgate-{a}", role.role_id))
+    );
+    assert!(
+        st[0]["Sid"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric())
+    );
+
+    revoker.revoke(&role, b, now.plus(100), now).await.unwrap();
+    // Revoking again is idempotent; a later window end extends the statement.
+    revoker.revoke(&role, a, now.plus(3600), now).await.unwrap();
+    revoker.revoke(&role, b, now.plus(200), now).await.unwrap();
+    let doc = revoker
+        .policy_document(role.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    let sids: Vec<String> = statements(&doc)
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sids.len(), 2, "{sids:?}");
+    assert!(sids.contains(&format!("Revoke{b}Until{}", now.plus(200).unix())));
+
+    c.calls.clear();
+    assert_eq!(
+        revoker.prune(role.arn.name(), now.plus(300)).await.unwrap(),
+        1
+    );
+    assert_eq!(c.calls.take(), ["GetRolePolicy", "PutRolePolicy"]);
+    let doc = revoker
+        .policy_document(role.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(statements(&doc).len(), 1);
+    assert_eq!(
+        revoker.prune(role.arn.name(), now.plus(300)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        revoker
+            .prune(role.arn.name(), now.plus(4000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        revoker.policy_document(role.arn.name()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        revoker
+            .prune(role.arn.name(), now.plus(4000))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() {
+    let c = clients().await;
+    let role = role(&c, &[]).await;
+    let revoker = Revoker::new(c.iam.clone()).with_budget(700);
+    let now = Timestamp::now();
+    let mut outcomes = Vec::new();
+    let mut latest = now;
+    for i in 0..12 {
+        let end = now.plus(1000 + i);
+        latest = end;
+        let outcome = revoker
+            .revoke(&role, RequestId::generate(now.plus(i)), end, now)
+            .await
+            .unwrap();
+        outcomes.push(outcome);
+        if outcome == RevocationOutcome::AllSessions {
+            break;
+        }
+    }
+    assert_eq!(outcomes[0], RevocationOutcome::Individual);
+    assert!(
+        outcomes.contains(&RevocationOutcome::Consolidated),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.last(),
+        Some(&RevocationOutcome::AllSessions),
+        "{outcomes:?}"
+    );
+    let doc = revoker
+        .policy_document(role.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    let st = statements(&doc);
+    assert_eq!(st.len(), 1);
+    assert_eq!(
+        st[0]["Sid"],
+        json!(format!("{FALLBACK_SID_PREFIX}{}", latest.unix()))
+    );
+    assert_eq!(
+        st[0]["Condition"]["StringLike"]["aws:userid"],
+        json!(format!("{}:tollgate-*", role.role_id))
+    );
+
+    // A revocation the all-sessions denial already covers adds nothing.
+    revoker
+        .revoke(&role, RequestId::generate(now), now.plus(10), now)
+        .await
+        .unwrap();
+    let again = revoker
+        .policy_document(role.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, doc);
+    // Once the latest window has passed, pruning removes it.
+    assert_eq!(
+        revoker
+            .prune(role.arn.name(), latest.plus(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        revoker.policy_document(role.arn.name()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn other_inline_policies_count_against_the_budget_and_foreign_statements_stay() {
+    let c = clients().await;
+    let crowded = role(&c, &[]).await;
+    let other = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Team", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-bucket/*"}]}).to_string();
+    c.iam
+        .put_role_policy()
+        .role_name(crowded.arn.name())
+        .policy_name("TeamAccess")
+        .policy_document(&other)
+        .send()
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let id = RequestId::generate(now);
+
+    // Measure one revocation on an empty role, then give the crowded role a
+    // budget that fits it alone but not beside the other policy.
+    let empty = role(&c, &[]).await;
+    Revoker::new(c.iam.clone())
+        .revoke(&empty, id, now.plus(600), now)
+        .await
+        .unwrap();
+    let single = Revoker::new(c.iam.clone())
+        .policy_document(empty.arn.name())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string()
+        .len();
+    let revoker = Revoker::new(c.iam.clone()).with_budget(single + other.len() - 1);
+    assert_eq!(
+        revoker
+            .revoke(&crowded, id, now.plus(600), now)
+            .await
+            .unwrap(),
+        RevocationOutcome::AllSessions
+    );
+    let team = Revoker::new(c.iam.clone())
+        .policy_document(crowded.arn.name())
+        .await
+        .unwrap();
+    assert!(team.is_some());
+
+    // A statement someone added by hand to the revocation policy is kept.
+    let hand = role(&c, &[]).await;
+    let manual = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Manual", "Effect": "Deny", "Action": "iam:*", "Resource": "*"}]});
+    c.iam
+        .put_role_policy()
+        .role_name(hand.arn.name())
+        .policy_name(POLICY_NAME)
+        .policy_document(manual.to_string())
+        .send()
+        .await
+        .unwrap();
+    let revoker = Revoker::new(c.iam.clone());
+    revoker.revoke(&hand, id, now.plus(600), now).await.unwrap();
+    revoker.prune(hand.arn.name(), now.plus(601)).await.unwrap();
+    let doc = revoker
+        .policy_document(hand.arn.name())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc, manual);
+}
+
+#[tokio::test]
+async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
+    let c = clients().await;
+    let table = unique_name("provisioned");
+    let first = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    assert!(first.table_created);
+    let names: Vec<&str> = first.roles.iter().map(RoleArn::name).collect();
+    assert_eq!(
+        names,
+        [
+            "StagingDeveloper",
+            "ProductionOperator",
+            "ProductionBreakGlass",
+            "DataAnalyst"
+        ]
+    );
+    let again = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    assert!(!again.table_created);
+    assert_eq!(again.roles, first.roles);
+
+    let t = c
+        .dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<(String, KeyType)> = t
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("pk".to_owned(), KeyType::Hash),
+            ("sk".to_owned(), KeyType::Range)
+        ]
+    );
+    assert_eq!(
+        t.billing_mode_summary().and_then(|b| b.billing_mode()),
+        Some(&BillingMode::PayPerRequest)
+    );
+    let stream = t.stream_specification().unwrap();
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::NewAndOldImages)
+    );
+    assert_eq!(
+        t.sse_description()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+    let mut gsis: Vec<(String, String, String)> = t
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            assert_eq!(
+                g.projection().and_then(|p| p.projection_type()),
+                Some(&ProjectionType::All)
+            );
+            let ks = g.key_schema();
+            (
+                g.index_name().unwrap().to_owned(),
+                ks[0].attribute_name().to_owned(),
+                ks[1].attribute_name().to_owned(),
+            )
+        })
+        .collect();
+    gsis.sort();
+    assert_eq!(
+        gsis,
+        [
+            ("by-requester".into(), "gsi1pk".into(), "gsi1sk".into()),
+            ("open-by-due".into(), "gsi3pk".into(), "gsi3sk".into()),
+            ("pending-by-role".into(), "gsi2pk".into(), "gsi2sk".into()),
+        ]
+    );
+    let ttl = c
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    assert_eq!(
+        ttl.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+    let backups = c
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned());
+    assert_eq!(pitr.as_deref(), Some("ENABLED"));
+
+    let dir = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    for (example, arn) in EXAMPLE_ROLES.iter().zip(&first.roles) {
+        assert_eq!(
+            arn.as_str(),
+            format!("arn:aws:iam::123456789012:role/tollgate/{}", example.name)
+        );
+        let info = dir.describe(arn).await.unwrap().unwrap();
+        for (k, v) in example.tags {
+            assert_eq!(info.tags.get(*k).map(String::as_str), Some(*v), "{arn} {k}");
+        }
+        assert!(info.max_session_seconds >= 3600);
+    }
+}
+
+#[tokio::test]
+async fn aws_calls_per_operation_are_as_designed() {
+    let c = clients().await;
+    let table = unique_name("calls");
+    create_table(&c.dynamodb, &table).await.unwrap();
+    let store = Store::new(
+        c.dynamodb.clone(),
+        &table,
+        schema::DEFAULT_RETENTION_SECONDS,
+    );
+    let role = role(&c, &[]).await;
+    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let issuer = Issuer::new(c.sts.clone());
+    let revoker = Revoker::new(c.iam.clone());
+    let now = Timestamp::now();
+    let mut report = Vec::new();
+    c.calls.clear();
+
+    dir.describe(&role.arn).await.unwrap();
+    report.push(("describe (cold)", c.calls.take()));
+    dir.describe(&role.arn).await.unwrap();
+    report.push(("describe (cached)", c.calls.take()));
+    let (req, ev) = AccessRequest::create(
+        new_request(&role.arn, "alice", 3600, 1).unwrap(),
+        false,
+        vec![],
+        now,
+    );
+    store.create(&req, &ev, None).await.unwrap();
+    report.push(("create", c.calls.take()));
+    store.get(req.id).await.unwrap();
+    report.push(("get", c.calls.take()));
+    store.get_with_events(req.id).await.unwrap();
+    report.push(("get_with_events", c.calls.take()));
+    let bob = Actor::User(UserId::parse("bob").unwrap());
+    let (next, ev) = req
+        .apply(
+            Command::Approve {
+                digest: req.digest.clone(),
+                comment: None,
+                policies: vec![],
+            },
+            &bob,
+            now,
+        )
+        .unwrap();
+    store.transition(1, &next, &ev).await.unwrap();
+    report.push(("transition", c.calls.take()));
+    let plan = CredentialPlan::new(&next, &role, now).unwrap();
+    issuer.issue(&plan).await.unwrap();
+    report.push(("issue", c.calls.take()));
+    revoker
+        .revoke(&role, req.id, next.window_end.unwrap(), now)
+        .await
+        .unwrap();
+    report.push(("revoke", c.calls.take()));
+    revoker
+        .prune(role.arn.name(), next.window_end.unwrap().plus(1))
+        .await
+        .unwrap();
+    report.push(("prune", c.calls.take()));
+
+    for (op, calls) in &report {
+        println!("aws calls: {op:<18} {} {calls:?}", calls.len());
+    }
+    let counts: Vec<(&str, usize)> = report.iter().map(|(op, c)| (*op, c.len())).collect();
+    assert_eq!(
+        counts,
+        [
+            ("describe (cold)", 1),
+            ("describe (cached)", 0),
+            ("create", 1),
+            ("get", 1),
+            ("get_with_events", 1),
+            ("transition", 1),
+            ("issue", 1),
+            ("revoke", 4),
+            ("prune", 2),
+        ]
+    );
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A reaped process has no /proc entry; a zombie's state is `Z`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn an_owned_emulator_answers_on_its_own_port_and_stops_when_dropped() {
+    let shared = Emulator::shared().unwrap();
+    let own = Emulator::start().unwrap();
+    assert_ne!(own.endpoint(), shared.endpoint());
+    assert!(own.endpoint().starts_with("http://127.0.0.1:"));
+    let pid = own.pid().unwrap();
+    assert!(process_alive(pid));
+    // State is per emulator: a table made here does not exist in the shared one.
+    let clients = own.clients().await;
+    let table = unique_name("own");
+    create_table(&clients.dynamodb, &table).await.unwrap();
+    let elsewhere = shared.clients().await;
+    let listed = elsewhere.dynamodb.list_tables().send().await.unwrap();
+    assert!(!listed.table_names().contains(&table));
+    drop(own);
+    assert!(!process_alive(pid));
+}
+
+#[tokio::test]
+async fn the_aws_local_script_starts_prints_exports_and_stops_by_pid() {
+    let state = tempfile::tempdir().unwrap();
+    let script = tollgate::aws::testing::repo_root().join("scripts/aws-local");
+    let run = |arg: &str| {
+        std::process::Command::new(&script)
+            .arg(arg)
+            .env("TOLLGATE_STATE_DIR", state.path())
+            .output()
+            .unwrap()
+    };
+    let status = run("status");
+    assert!(!status.status.success());
+    let started = run("start");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let exports = String::from_utf8(started.stdout).unwrap();
+    let endpoint = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+        .unwrap()
+        .to_owned();
+    assert!(exports.contains("export AWS_REGION=us-east-1"));
+    assert!(exports.contains("export AWS_ACCESS_KEY_ID="));
+    let pid: u32 = std::fs::read_to_string(state.path().join("aws-local.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_alive(pid));
+    assert!(run("status").status.success());
+    assert_eq!(String::from_utf8(run("env").stdout).unwrap(), exports);
+
+    let clients = Clients::new(&tollgate::aws::testing::sdk_config_for(&endpoint).await);
+    clients.dynamodb.list_tables().send().await.unwrap();
+
+    assert!(run("stop").status.success());
+    let mut gone = false;
+    for _ in 0..50 {
+        if !process_alive(pid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "the emulator process {pid} still runs");
+    assert!(!run("status").status.success());
+}
