@@ -87,6 +87,9 @@ pub enum Command {
     /// Check the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Local development helpers for the emulator
+    #[command(subcommand)]
+    Local(LocalCommand),
     /// Development helpers (only with TOLLGATE_DEV_SECRET set)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -257,6 +260,26 @@ pub struct AuditVerifyArgs {
     /// The request id
     #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
     pub id: RequestId,
+    /// Read the DynamoDB table directly instead of asking the broker
+    /// (for auditors with read access to the table; AWS credentials and
+    /// region from the usual AWS environment)
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
+/// `tollgate local ...`.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Create the table and the example roles on AWS_ENDPOINT_URL
+    Provision(ProvisionArgs),
+}
+
+/// `tollgate local provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// DynamoDB table [default: TOLLGATE_TABLE or tollgate]
+    #[arg(long)]
+    pub table: Option<String>,
 }
 
 /// `tollgate dev ...`.

@@ -11,7 +11,7 @@ mod output;
 mod settings;
 mod wait;
 
-use args::{AuditCommand, Cli, Command, DevCommand};
+use args::{AuditCommand, Cli, Command, DevCommand, LocalCommand};
 use clap::{CommandFactory, Parser};
 use commands::Ctx;
 use error::{BROKEN_PIPE, CliError};
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
-    use commands::{audit, credentials, dev, requests};
+    use commands::{audit, credentials, dev, local, requests};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
         Command::List(a) => requests::list(ctx, a, out).await,
@@ -70,6 +70,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
         Command::Credentials(a) => credentials::run(ctx, a, out).await,
         Command::Explain(a) => requests::explain(ctx, a, out).await,
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
+        Command::Local(LocalCommand::Provision(a)) => {
+            let format = ctx.output();
+            local::provision(a, ctx.env, format, out).await
+        }
         Command::Dev(DevCommand::Token(a)) => {
             let format = ctx.output();
             dev::token(a, ctx.env, format, out)

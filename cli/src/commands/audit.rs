@@ -67,13 +67,42 @@ pub fn report(
     })
 }
 
-/// `tollgate audit verify <id>` through the broker.
+/// `tollgate audit verify <id>`: through the broker, or straight from the
+/// table with `--table`.
 pub async fn verify(
     ctx: &mut Ctx<'_>,
     args: &AuditVerifyArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let format = ctx.output();
+    if let Some(table) = &args.table {
+        let sdk = tollgate::aws::load_sdk_config().await;
+        let store = tollgate::aws::Store::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.clone(),
+            tollgate::Config::default().retention_seconds(),
+        );
+        let found = store.get_with_events(args.id).await.map_err(|e| {
+            let mut err = super::local::store_error(&e);
+            if matches!(e, tollgate::aws::StoreError::Corrupt(_)) {
+                // An item that no longer decodes is itself tampering evidence.
+                err.code = "audit_chain_broken".into();
+                err.message = format!(
+                    "audit trail of request {} does not verify: {}",
+                    args.id, err.message
+                );
+            }
+            err
+        })?;
+        let Some((req, events)) = found else {
+            return Err(CliError::new(
+                crate::error::Exit::NotFound,
+                "not_found",
+                format!("request {} is not in table `{table}`", args.id),
+            ));
+        };
+        return report(&req, &events, format, out);
+    }
     let (client, _) = ctx.client().await?;
     let body = client.get(args.id).await?;
     let (req, events) = super::requests::parse_for_audit(&body)?;

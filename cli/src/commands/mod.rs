@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod dev;
+pub mod local;
 pub mod requests;
 
 use crate::args::GlobalArgs;
