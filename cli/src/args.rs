@@ -3,6 +3,7 @@
 use crate::error::EXIT_CODES_HELP;
 use crate::output::OutputFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use tollgate::domain::{RequestId, RoleArn};
 
 const CONFIG_HELP: &str = "\
@@ -82,8 +83,12 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Mint STS credentials for an active grant
     Credentials(CredentialsArgs),
-    /// Ask the broker what policy would decide, without storing anything
-    Explain(ExplainArgs),
+    /// What policy would decide: asks the broker (nothing is stored), or
+    /// decides offline with --policies
+    Explain(Box<ExplainArgs>),
+    /// Work with policy files offline
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Check the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -227,24 +232,62 @@ pub struct CredentialsArgs {
     pub no_cache: bool,
 }
 
-/// `tollgate explain`: the online dry run.
+/// `tollgate explain`: the broker's dry run, or offline with `--policies`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The role you would ask for
-    #[arg(long, value_parser = parse_role, value_name = "ARN")]
-    pub role: RoleArn,
-    /// How long you would ask for
-    #[arg(long, short = 'd', value_name = "DURATION")]
+    /// Decide offline against this directory of *.cedar files instead of
+    /// asking the broker (needs --identity)
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// The role asked about
+    #[arg(long, alias = "role-arn", value_name = "ARN")]
+    pub role: String,
+    /// How long: 30m, 2h, 1h30m
+    #[arg(long, short = 'd', default_value = "1h", value_name = "DURATION")]
     pub duration: String,
-    /// Why
-    #[arg(long, short = 'r')]
+    /// The reason given
+    #[arg(long, short = 'r', default_value = "policy explain")]
     pub reason: String,
     /// A ticket reference
     #[arg(long, short = 't')]
     pub ticket: Option<String>,
-    /// An IAM policy narrowing the role: a JSON document, or @file
-    #[arg(long, value_name = "JSON|@FILE")]
+    /// An IAM policy narrowing the role: a JSON document, or @file (online only)
+    #[arg(long, value_name = "JSON|@FILE", conflicts_with = "policies")]
     pub session_policy: Option<String>,
+    /// Offline: the principal's claims, a JSON file {"sub", "groups", "tags", "mfa"}
+    #[arg(long, value_name = "CLAIMS_JSON", requires = "policies")]
+    pub identity: Option<PathBuf>,
+    /// Offline: a role IAM tag, KEY=VALUE (repeatable)
+    #[arg(long = "role-tag", value_name = "KEY=VALUE", requires = "policies")]
+    pub role_tags: Vec<String>,
+    /// Offline: the role's maximum session duration, in seconds [default: 3600]
+    #[arg(long, value_name = "SECONDS", requires = "policies")]
+    pub max_session: Option<u32>,
+    /// Offline: request, auto_approve, approve, revoke or read [default: request]
+    #[arg(long, requires = "policies", value_parser = parse_action)]
+    pub action: Option<tollgate::policy::Action>,
+    /// Offline: the caller's IP address
+    #[arg(long, value_name = "IP", requires = "policies")]
+    pub source_ip: Option<String>,
+    /// Offline: decision time, RFC 3339 [default: now]
+    #[arg(long, value_name = "RFC3339", requires = "policies")]
+    pub now: Option<String>,
+    /// Offline: the requester's claims, for approve, read and revoke
+    #[arg(long, value_name = "CLAIMS_JSON", requires = "policies")]
+    pub requester: Option<PathBuf>,
+    /// Offline: approvals the request already has [default: 0]
+    #[arg(long, value_name = "N", requires = "policies")]
+    pub approvals_so_far: Option<u32>,
+    /// Print the decision as JSON (same as --output json)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tollgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check every *.cedar file in a directory against the schema
+    Validate(crate::policy_cmd::ValidateArgs),
 }
 
 /// `tollgate audit ...`.
@@ -323,6 +366,11 @@ fn parse_request_id(s: &str) -> Result<RequestId, String> {
 
 fn parse_role(s: &str) -> Result<RoleArn, String> {
     RoleArn::parse(s.trim()).map_err(|e| e.message)
+}
+
+fn parse_action(s: &str) -> Result<tollgate::policy::Action, String> {
+    s.parse()
+        .map_err(|e: tollgate::domain::ValidationError| e.message)
 }
 
 fn parse_status(s: &str) -> Result<String, String> {

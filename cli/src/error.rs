@@ -44,6 +44,21 @@ impl Exit {
         }
     }
 
+    /// The exit for a numeric code from an offline command (0 is not an error).
+    pub const fn from_code(code: i32) -> Self {
+        match code {
+            2 => Self::Usage,
+            3 => Self::Denied,
+            4 => Self::NotFound,
+            5 => Self::Conflict,
+            6 => Self::Unavailable,
+            7 => Self::Unauthenticated,
+            8 => Self::TimedOut,
+            130 => Self::Interrupted,
+            _ => Self::Generic,
+        }
+    }
+
     /// The exit code for an HTTP error status from the broker.
     pub const fn for_status(status: u16) -> Self {
         match status {
@@ -107,6 +122,12 @@ impl CliError {
     /// Any other failure (exit 1).
     pub fn generic(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(Exit::Generic, code, message)
+    }
+
+    /// A failure the command has already reported on its output: only the
+    /// exit code remains to be given.
+    pub fn reported(exit: Exit) -> Self {
+        Self::new(exit, REPORTED, "")
     }
 
     /// Adds a hint.
@@ -199,6 +220,9 @@ impl From<std::io::Error> for CliError {
         }
     }
 }
+
+/// The code of a failure already reported (see [`CliError::reported`]).
+pub const REPORTED: &str = "reported";
 
 /// The code for output going to a closed pipe (`tollgate list | head`),
 /// which ends the command quietly.

@@ -8,13 +8,14 @@ mod commands;
 mod error;
 mod model;
 mod output;
+mod policy_cmd;
 mod settings;
 mod wait;
 
-use args::{AuditCommand, Cli, Command, DevCommand, LocalCommand};
+use args::{AuditCommand, Cli, Command, DevCommand, LocalCommand, PolicyCommand};
 use clap::{CommandFactory, Parser};
 use commands::Ctx;
-use error::{BROKEN_PIPE, CliError};
+use error::{BROKEN_PIPE, CliError, Exit, REPORTED};
 use output::OutputFormat;
 use std::io::Write;
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.code == BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) if e.code == REPORTED => ExitCode::from(e.exit.code()),
         Err(e) => {
             let mut stderr = std::io::stderr().lock();
             let _ = match ctx.output() {
@@ -69,6 +71,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
         Command::Revoke(a) => requests::revoke(ctx, a, out).await,
         Command::Credentials(a) => credentials::run(ctx, a, out).await,
         Command::Explain(a) => requests::explain(ctx, a, out).await,
+        Command::Policy(PolicyCommand::Validate(a)) => match policy_cmd::validate(a, out) {
+            0 => Ok(()),
+            code => Err(CliError::reported(Exit::from_code(code))),
+        },
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
         Command::Local(LocalCommand::Provision(a)) => {
             let format = ctx.output();

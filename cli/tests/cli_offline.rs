@@ -77,7 +77,9 @@ fn help_documents_every_exit_code_and_the_configuration() {
         "revoke",
         "credentials",
         "explain",
+        "policy",
         "audit",
+        "local",
         "dev",
         "completions",
     ] {

@@ -670,21 +670,55 @@ async fn act(
     Ok(())
 }
 
-/// `tollgate explain` (online): what policy would decide for this request,
-/// nothing stored. Exits 0 when it would be allowed, 3 when denied.
+/// `tollgate explain`: offline against a policy directory with
+/// `--policies`, else the broker's dry run (nothing stored). Exits 0 when it
+/// would be allowed, 3 when denied.
 pub async fn explain(
     ctx: &mut Ctx<'_>,
     args: &ExplainArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    let format = if args.json {
+        OutputFormat::Json
+    } else {
+        ctx.output()
+    };
+    if let Some(dir) = &args.policies {
+        let Some(identity) = args.identity.clone() else {
+            return Err(CliError::usage(
+                "missing_argument",
+                "--identity <CLAIMS_JSON> is needed to explain offline with --policies",
+            ));
+        };
+        let offline = crate::policy_cmd::ExplainArgs {
+            policies: dir.clone(),
+            identity,
+            role_arn: args.role.clone(),
+            role_tags: args.role_tags.clone(),
+            max_session: args.max_session.unwrap_or(3600),
+            action: args.action.unwrap_or(tollgate::policy::Action::Request),
+            duration: args.duration.clone(),
+            reason: args.reason.clone(),
+            ticket: args.ticket.clone(),
+            source_ip: args.source_ip.clone(),
+            now: args.now.clone(),
+            requester: args.requester.clone(),
+            approvals_so_far: args.approvals_so_far.unwrap_or(0),
+            json: format == OutputFormat::Json,
+        };
+        return match crate::policy_cmd::explain(&offline, out) {
+            0 => Ok(()),
+            code => Err(CliError::reported(Exit::from_code(code))),
+        };
+    }
+    let role = tollgate::domain::RoleArn::parse(args.role.trim())?;
     let body = request_body(
-        &args.role,
+        &role,
         &args.duration,
         &args.reason,
         args.ticket.as_deref(),
         args.session_policy.as_deref(),
     )?;
-    let format = ctx.output();
     let (client, _) = ctx.client().await?;
     let result = client.dry_run(&body).await?;
     let allowed = decision_allowed(&result);
@@ -693,11 +727,7 @@ pub async fn explain(
         OutputFormat::Table => write_decision(out, &result, allowed)?,
     }
     match allowed {
-        Some(false) => Err(CliError::new(
-            Exit::Denied,
-            "policy_denied",
-            "policy would deny this request",
-        )),
+        Some(false) => Err(CliError::reported(Exit::Denied)),
         _ => Ok(()),
     }
 }

@@ -1,2 +1,23 @@
 //! Cedar policies: the schema, entities and context built from a verified
 //! identity and a role, loading and strict validation, `decide` and `explain`.
+//!
+//! - `schema`: the `Tollgate` Cedar schema every policy is validated against.
+//! - `entities`: `Identity`, `RoleInfo` and the query's context as Cedar values.
+//! - `load`: reading `*.cedar` files, policy ids, located errors.
+//! - `engine`: the loaded, sliced policy set and `decide`.
+//! - `decision`: what `decide` returns, for programs (`to_json`) and people (`explain`).
+
+mod decision;
+mod engine;
+mod entities;
+mod load;
+mod schema;
+
+pub use decision::{Decision, PolicyRef};
+pub use engine::PolicyEngine;
+pub use entities::{Action, Query, QueryContext};
+pub use load::{PolicyError, PolicyProblem};
+pub use schema::SCHEMA;
+
+#[cfg(test)]
+mod tests;
