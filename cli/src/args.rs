@@ -142,19 +142,14 @@ pub struct RequestArgs {
     /// A key that makes retrying this exact request safe
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
-    /// Wait for approval (progress on stderr when it is a terminal)
+    /// Wait for a decision (progress on stderr when it is a terminal)
     #[arg(long, short = 'w')]
     pub wait: bool,
     /// How long to wait before giving up (exit 8)
-    #[arg(
-        long,
-        default_value = "15m",
-        requires = "wait",
-        value_name = "DURATION"
-    )]
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub timeout: String,
-    /// Once active, print credentials (needs --wait)
-    #[arg(long, requires = "wait")]
+    /// Once active, print credentials (waits for approval like --wait)
+    #[arg(long)]
     pub credentials: bool,
     /// Format for --credentials
     #[arg(long, value_enum, requires = "credentials")]
@@ -447,21 +442,25 @@ mod tests {
     }
 
     #[test]
-    fn wait_options_require_wait() {
-        assert!(
-            Cli::try_parse_from([
-                "tollgate",
-                "request",
-                "--role",
-                "arn:aws:iam::123456789012:role/X",
-                "-d",
-                "1h",
-                "-r",
-                "x",
-                "--credentials"
-            ])
-            .is_err()
-        );
+    fn credential_options_require_credentials() {
+        let base = [
+            "tollgate",
+            "request",
+            "--role",
+            "arn:aws:iam::123456789012:role/X",
+            "-d",
+            "1h",
+            "-r",
+            "x",
+        ];
+        for extra in [&["--format", "env"][..], &["--no-cache"]] {
+            let mut argv = base.to_vec();
+            argv.extend_from_slice(extra);
+            assert!(Cli::try_parse_from(argv).is_err(), "{extra:?}");
+        }
+        let mut argv = base.to_vec();
+        argv.extend_from_slice(&["--credentials", "--format", "env"]);
+        assert!(Cli::try_parse_from(argv).is_ok());
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub async fn request(
         .as_deref()
         .map(IdempotencyKey::parse)
         .transpose()?;
-    let timeout = if args.wait {
+    let timeout = if args.wait || args.credentials {
         let secs = tollgate::domain::parse_seconds(&args.timeout)?;
         Some(std::time::Duration::from_secs(secs))
     } else {
