@@ -92,6 +92,8 @@ pub enum Command {
     /// Check the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the broker on this machine (against AWS_ENDPOINT_URL or AWS)
+    Serve(ServeArgs),
     /// Local development helpers for the emulator
     #[command(subcommand)]
     Local(LocalCommand),
@@ -303,6 +305,23 @@ pub struct AuditVerifyArgs {
     /// region from the usual AWS environment)
     #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
+}
+
+/// `tollgate serve`: flags override the `TOLLGATE_*` environment.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: TOLLGATE_ADDR or 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Directory of *.cedar policies [default: TOLLGATE_POLICY_DIR or ./policies]
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// DynamoDB table [default: TOLLGATE_TABLE or tollgate]
+    #[arg(long)]
+    pub table: Option<String>,
+    /// How often the expiry sweep runs [default: TOLLGATE_SWEEP_INTERVAL seconds or 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub sweep_interval: Option<String>,
 }
 
 /// `tollgate local ...`.

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
     };
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = Ctx::new(&env, &cli.global);
-    let mut stdout = std::io::stdout().lock();
+    // Not locked for the whole run: `tollgate serve` writes audit lines to
+    // stdout from its own tasks.
+    let mut stdout = std::io::stdout();
     let result = runtime
         .block_on(run(&mut ctx, &cli.command, &mut stdout))
         .and_then(|()| stdout.flush().map_err(CliError::from));
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
-    use commands::{audit, credentials, dev, local, requests};
+    use commands::{audit, credentials, dev, local, requests, serve};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
         Command::List(a) => requests::list(ctx, a, out).await,
@@ -76,6 +78,7 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             code => Err(CliError::reported(Exit::from_code(code))),
         },
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
+        Command::Serve(a) => serve::serve(a).await,
         Command::Local(LocalCommand::Provision(a)) => {
             let format = ctx.output();
             local::provision(a, ctx.env, format, out).await

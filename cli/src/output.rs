@@ -136,17 +136,23 @@ pub fn human_seconds(seconds: i64) -> String {
 /// `at` relative to `now`: `in 1h 5m` or `12m ago`.
 pub fn relative(at: Timestamp, now: Timestamp) -> String {
     let delta = at.seconds_since(now);
-    if delta >= 0 {
+    if delta == 0 {
+        "just now".to_owned()
+    } else if delta > 0 {
         format!("in {}", human_seconds(delta))
     } else {
         format!("{} ago", human_seconds(delta))
     }
 }
 
+/// `2026-11-22 10:00:00 UTC`.
+pub fn utc(at: Timestamp) -> String {
+    at.to_rfc3339().replacen('T', " ", 1).replace('Z', " UTC")
+}
+
 /// `2026-11-22 10:00:00 UTC (in 1h 5m)`.
 pub fn when(at: Timestamp, now: Timestamp) -> String {
-    let t = at.to_rfc3339().replacen('T', " ", 1).replace('Z', " UTC");
-    format!("{t} ({})", relative(at, now))
+    format!("{} ({})", utc(at), relative(at, now))
 }
 
 /// Writes a decision explanation from the broker: which policies permitted
@@ -289,7 +295,7 @@ mod tests {
                 Timestamp::from_unix(1_795_000_000),
                 Timestamp::from_unix(1_795_000_000)
             ),
-            "2026-11-18 11:06:40 UTC (in 0s)"
+            "2026-11-18 11:06:40 UTC (just now)"
         );
     }
 

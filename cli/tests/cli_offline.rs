@@ -79,6 +79,7 @@ fn help_documents_every_exit_code_and_the_configuration() {
         "explain",
         "policy",
         "audit",
+        "serve",
         "local",
         "dev",
         "completions",

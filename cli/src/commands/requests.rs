@@ -355,7 +355,7 @@ pub fn write_request(
     now: Timestamp,
 ) -> std::io::Result<()> {
     let window = match (r.window_start, r.window_end) {
-        (Some(s), Some(e)) => format!("{} to {}", s.to_rfc3339(), output::when(e, now)),
+        (Some(s), Some(e)) => format!("{} to {}", output::utc(s), output::when(e, now)),
         _ => String::new(),
     };
     let approvals = r
