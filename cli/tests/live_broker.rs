@@ -160,7 +160,12 @@ impl Broker {
 
     /// The CLI as `token`'s user, with this test's home, cache and broker.
     fn cli(&self, token: &str) -> Command {
-        let mut c = Command::new(BIN);
+        self.command(Path::new(BIN), token)
+    }
+
+    /// `program` with the environment `cli` gives the CLI.
+    fn command(&self, program: &Path, token: &str) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
@@ -239,13 +244,14 @@ fn request(b: &Broker, token: &str, role: &str, extra: &[&str]) -> Value {
         "request",
         "--role",
         role,
-        "--duration",
-        "1h",
         "--reason",
         "investigate the failed deploy",
         "--output",
         "json",
     ];
+    if !extra.contains(&"--duration") {
+        args.extend_from_slice(&["--duration", "1h"]);
+    }
     args.extend_from_slice(extra);
     let r = run(&mut b.cli(token), &args);
     assert_eq!(r.code, 0, "request failed: {}", r.err);
@@ -301,23 +307,15 @@ fn write_aws_config(b: &Broker, role: &str) -> PathBuf {
 /// The AWS CLI or Python with only the credential_process profile to go on
 /// (and what `tollgate` needs to run as the credential process).
 fn aws_client(b: &Broker, token: &str, program: &Path, config: &Path) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", b.home.path())
-        .env("XDG_CONFIG_HOME", b.home.path().join("config"))
-        .env("XDG_CACHE_HOME", b.home.path().join("cache"))
-        .env("TOLLGATE_URL", &b.url)
-        .env("TOLLGATE_TOKEN", token)
-        .env("AWS_CONFIG_FILE", config)
+    let mut c = b.command(program, token);
+    c.env("AWS_CONFIG_FILE", config)
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             b.home.path().join("no-credentials"),
         )
         .env("AWS_PROFILE", "tollgate")
         .env("AWS_ENDPOINT_URL", &b.endpoint)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null());
+        .env("AWS_EC2_METADATA_DISABLED", "true");
     c
 }
 
@@ -377,10 +375,9 @@ fn a_staging_grant_works_through_credential_process_for_the_aws_cli_and_boto3() 
 fn cached_credentials_are_served_without_the_broker_and_no_cache_asks_it() {
     let mut b = Broker::start();
     let alice = b.token("alice", &["developers"], false, &[]);
-    let id = request(&b, &alice, STAGING, &[])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // Ten minutes: STS's 15-minute floor outlives the grant.
+    let req = request(&b, &alice, STAGING, &["--duration", "10m"]);
+    let id = req["id"].as_str().unwrap().to_owned();
     let first = run(
         &mut b.cli(&alice),
         &["credentials", &id, "--format", "credential-process"],
@@ -389,6 +386,12 @@ fn cached_credentials_are_served_without_the_broker_and_no_cache_asks_it() {
     let doc: Value = serde_json::from_str(&first.out).unwrap();
     assert_eq!(doc["Version"], 1);
     assert!(doc["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert!(!doc["SecretAccessKey"].as_str().unwrap().is_empty());
+    assert!(!doc["SessionToken"].as_str().unwrap().is_empty());
+    assert_eq!(
+        doc["Expiration"], req["window_end"],
+        "clients are told the grant's end, not STS's"
+    );
 
     b.stop();
     let again = run(
@@ -598,6 +601,26 @@ fn ctrl_c_stops_waiting_with_exit_130_and_a_timeout_with_exit_8() {
     assert_eq!(r.code, 8, "{}", r.err);
     assert!(start.elapsed() < Duration::from_secs(15));
     assert!(r.err.contains("stays pending"), "{}", r.err);
+
+    // On a terminal, waiting shows a spinner with the elapsed time.
+    let command = format!(
+        "{BIN} request --role {PRODUCTION} -d 30m -r on-a-terminal -t INC-9 --wait --timeout 3s"
+    );
+    let r = run(
+        &mut b.command(Path::new("script"), &alice),
+        &["-q", "-e", "-c", &command, "/dev/null"],
+    );
+    assert_eq!(r.code, 8, "{}{}", r.out, r.err);
+    assert!(
+        r.out.contains("elapsed, Ctrl-C to stop waiting"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("\u{1b}[2K"),
+        "the line is redrawn in place: {:?}",
+        r.out
+    );
 
     // Withdrawing it is the requester's call.
     let c = run(&mut b.cli(&alice), &["cancel", &id]);

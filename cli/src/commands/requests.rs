@@ -355,7 +355,10 @@ pub fn write_request(
     now: Timestamp,
 ) -> std::io::Result<()> {
     let window = match (r.window_start, r.window_end) {
-        (Some(s), Some(e)) => format!("{} to {}", output::utc(s), output::when(e, now)),
+        (Some(s), Some(e)) if r.effective_status(now) == Status::Active => {
+            format!("{} to {}", output::utc(s), output::when(e, now))
+        }
+        (Some(s), Some(e)) => format!("{} to {}", output::utc(s), output::utc(e)),
         _ => String::new(),
     };
     let approvals = r
@@ -409,10 +412,10 @@ pub fn write_request(
             ),
             (
                 "credentials",
-                if r.credentials_issued > 0 {
-                    format!("issued {} times", r.credentials_issued)
-                } else {
-                    String::new()
+                match r.credentials_issued {
+                    0 => String::new(),
+                    1 => "issued once".to_owned(),
+                    n => format!("issued {n} times"),
                 },
             ),
             ("digest", r.digest.clone()),
