@@ -33,7 +33,9 @@ pub struct ExampleRole {
 }
 
 /// The example roles (in the emulator's account 123456789012); the example
-/// Cedar policies are written against these names and tags.
+/// Cedar policies are written against these names and tags. Every one is
+/// tagged `tollgate:managed=true`, as `infra/target-role.yaml` tags them: the
+/// deployed functions may assume and revoke only roles with that tag.
 pub const EXAMPLE_ROLES: &[ExampleRole] = &[
     ExampleRole {
         path: "/tollgate/",
@@ -48,13 +50,18 @@ pub const EXAMPLE_ROLES: &[ExampleRole] = &[
         tags: &[
             ("environment", "production"),
             ("tollgate:max-duration", "2h"),
+            ("tollgate:managed", "true"),
         ],
     },
     ExampleRole {
         path: "/tollgate/",
         name: "ProductionBreakGlass",
         max_session_seconds: 3600,
-        tags: &[("environment", "production"), ("tollgate:approvals", "2")],
+        tags: &[
+            ("environment", "production"),
+            ("tollgate:approvals", "2"),
+            ("tollgate:managed", "true"),
+        ],
     },
     ExampleRole {
         path: "/tollgate/",
@@ -64,6 +71,7 @@ pub const EXAMPLE_ROLES: &[ExampleRole] = &[
             ("environment", "production"),
             ("data-classification", "confidential"),
             ("owner-team", "data"),
+            ("tollgate:managed", "true"),
         ],
     },
 ];
