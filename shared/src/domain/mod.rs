@@ -11,7 +11,9 @@ mod sts_names;
 mod text;
 mod timestamp;
 
-pub use duration::{DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS};
+pub use duration::{
+    DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS, parse_seconds,
+};
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
     AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,

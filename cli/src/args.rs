@@ -1,0 +1,504 @@
+//! The command line: global options, every subcommand and its flags.
+
+use crate::error::EXIT_CODES_HELP;
+use crate::output::OutputFormat;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use tollgate::domain::{RequestId, RoleArn};
+
+const CONFIG_HELP: &str = "\
+Configuration, first match wins:
+  1. flags: --url, --token-command, --output, --profile
+  2. environment: TOLLGATE_URL, TOLLGATE_TOKEN (a bearer token) or
+     TOLLGATE_TOKEN_COMMAND (a command that prints one), TOLLGATE_OUTPUT,
+     TOLLGATE_PROFILE
+  3. the profile in ~/.config/tollgate/config.toml ($XDG_CONFIG_HOME is
+     respected; TOLLGATE_CONFIG names another file):
+
+       default_profile = \"work\"
+       [profiles.work]
+       url = \"https://tollgate.example.com\"
+       token_command = \"my-idp-cli print-token\"
+       output = \"table\"
+
+Tokens are never printed. There is no --token flag: a token on the command
+line would show in `ps` and in shell history.
+
+Use with the AWS CLI and SDKs, in ~/.aws/config:
+  [profile prod-ops]
+  credential_process = tollgate credentials --role arn:aws:iam::123456789012:role/tollgate/ProductionOperator --format credential-process";
+
+/// Just-in-time AWS access: ask for a role for a while, get it approved,
+/// use it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Just-in-time access to AWS roles: request, approve, use, revoke",
+    after_long_help = format!("{CONFIG_HELP}\n\n{EXIT_CODES_HELP}"),
+    after_help = "Run `tollgate --help` for configuration and exit codes."
+)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Profile from the config file [env: TOLLGATE_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The broker's base URL [env: TOLLGATE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// A command that prints a bearer token [env: TOLLGATE_TOKEN_COMMAND]
+    #[arg(long, global = true, value_name = "COMMAND")]
+    pub token_command: Option<String>,
+    /// How to print results [env: TOLLGATE_OUTPUT]
+    #[arg(long, short = 'o', global = true, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask for a role for a while, saying why
+    Request(RequestArgs),
+    /// List your requests, or those waiting for your review (--pending)
+    List(ListArgs),
+    /// Show one request with its approvals and audit trail
+    Show(IdArg),
+    /// Approve a pending request after reviewing what it asks
+    Approve(ApproveArgs),
+    /// Deny a pending request
+    Deny(DenyArgs),
+    /// Withdraw your own pending request
+    Cancel(IdArg),
+    /// End an active grant now
+    Revoke(RevokeArgs),
+    /// Mint STS credentials for an active grant
+    Credentials(CredentialsArgs),
+    /// What policy would decide: asks the broker (nothing is stored), or
+    /// decides offline with --policies
+    Explain(Box<ExplainArgs>),
+    /// Work with policy files offline
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Check the audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run the broker on this machine (against AWS_ENDPOINT_URL or AWS)
+    Serve(ServeArgs),
+    /// Local development helpers for the emulator
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Development helpers (only with TOLLGATE_DEV_SECRET set)
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// A request id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The request id
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+}
+
+/// How to print credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialFormat {
+    /// The JSON the AWS CLI and SDKs read from `credential_process`
+    CredentialProcess,
+    /// `export AWS_...=...` lines for `eval`
+    Env,
+    /// A JSON object with the request, role and credentials
+    Json,
+}
+
+/// `tollgate request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The role to ask for
+    #[arg(long, value_parser = parse_role, value_name = "ARN")]
+    pub role: RoleArn,
+    /// How long the grant lasts once approved: 30m, 2h, 1h30m
+    #[arg(long, short = 'd', value_name = "DURATION")]
+    pub duration: String,
+    /// Why you need it
+    #[arg(long, short = 'r')]
+    pub reason: String,
+    /// A change or incident ticket reference
+    #[arg(long, short = 't')]
+    pub ticket: Option<String>,
+    /// An IAM policy narrowing the role: a JSON document, or @file
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub session_policy: Option<String>,
+    /// A key that makes retrying this exact request safe
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Wait for a decision (progress on stderr when it is a terminal)
+    #[arg(long, short = 'w')]
+    pub wait: bool,
+    /// How long to wait before giving up (exit 8)
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Once active, print credentials (waits for approval like --wait)
+    #[arg(long)]
+    pub credentials: bool,
+    /// Format for --credentials
+    #[arg(long, value_enum, requires = "credentials")]
+    pub format: Option<CredentialFormat>,
+    /// Do not cache the credentials printed by --credentials
+    #[arg(long, requires = "credentials")]
+    pub no_cache: bool,
+}
+
+/// `tollgate list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Requests waiting for your review instead of your own
+    #[arg(long)]
+    pub pending: bool,
+    /// Only requests in this state (pending, active, denied, ...)
+    #[arg(long, conflicts_with = "pending", value_parser = parse_status)]
+    pub status: Option<String>,
+    /// At most this many requests (pages are followed until reached)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// `tollgate approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request id
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// A comment recorded with the approval
+    #[arg(long, short = 'c')]
+    pub comment: Option<String>,
+    /// Approve without asking for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `tollgate deny`.
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The request id
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// Why, for the requester and the audit trail
+    #[arg(long, short = 'r')]
+    pub reason: String,
+}
+
+/// `tollgate revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The request id
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// Why, for the audit trail
+    #[arg(long, short = 'r')]
+    pub reason: String,
+}
+
+/// `tollgate credentials`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "role"]))]
+pub struct CredentialsArgs {
+    /// The request whose grant to use
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: Option<RequestId>,
+    /// Use your active grant for this role (the one ending last)
+    #[arg(long, value_parser = parse_role, value_name = "ARN")]
+    pub role: Option<RoleArn>,
+    /// Output format [default: env, or json with --output json]
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<CredentialFormat>,
+    /// Neither read nor write the local credential cache
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `tollgate explain`: the broker's dry run, or offline with `--policies`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Decide offline against this directory of *.cedar files instead of
+    /// asking the broker (needs --identity)
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// The role asked about
+    #[arg(long, alias = "role-arn", value_name = "ARN")]
+    pub role: String,
+    /// How long: 30m, 2h, 1h30m
+    #[arg(long, short = 'd', default_value = "1h", value_name = "DURATION")]
+    pub duration: String,
+    /// The reason given
+    #[arg(long, short = 'r', default_value = "policy explain")]
+    pub reason: String,
+    /// A ticket reference
+    #[arg(long, short = 't')]
+    pub ticket: Option<String>,
+    /// An IAM policy narrowing the role: a JSON document, or @file (online only)
+    #[arg(long, value_name = "JSON|@FILE", conflicts_with = "policies")]
+    pub session_policy: Option<String>,
+    /// Offline: the principal's claims, a JSON file {"sub", "groups", "tags", "mfa"}
+    #[arg(long, value_name = "CLAIMS_JSON", requires = "policies")]
+    pub identity: Option<PathBuf>,
+    /// Offline: a role IAM tag, KEY=VALUE (repeatable)
+    #[arg(long = "role-tag", value_name = "KEY=VALUE", requires = "policies")]
+    pub role_tags: Vec<String>,
+    /// Offline: the role's maximum session duration, in seconds [default: 3600]
+    #[arg(long, value_name = "SECONDS", requires = "policies")]
+    pub max_session: Option<u32>,
+    /// Offline: request, auto_approve, approve, revoke or read [default: request]
+    #[arg(long, requires = "policies", value_parser = parse_action)]
+    pub action: Option<tollgate::policy::Action>,
+    /// Offline: the caller's IP address
+    #[arg(long, value_name = "IP", requires = "policies")]
+    pub source_ip: Option<String>,
+    /// Offline: decision time, RFC 3339 [default: now]
+    #[arg(long, value_name = "RFC3339", requires = "policies")]
+    pub now: Option<String>,
+    /// Offline: the requester's claims, for approve, read and revoke
+    #[arg(long, value_name = "CLAIMS_JSON", requires = "policies")]
+    pub requester: Option<PathBuf>,
+    /// Offline: approvals the request already has [default: 0]
+    #[arg(long, value_name = "N", requires = "policies")]
+    pub approvals_so_far: Option<u32>,
+    /// Print the decision as JSON (same as --output json)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tollgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check every *.cedar file in a directory against the schema
+    Validate(crate::policy_cmd::ValidateArgs),
+}
+
+/// `tollgate audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a request's hash-chained audit trail (exit 1 naming the first bad event)
+    Verify(AuditVerifyArgs),
+}
+
+/// `tollgate audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The request id
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// Read the DynamoDB table directly instead of asking the broker
+    /// (for auditors with read access to the table; AWS credentials and
+    /// region from the usual AWS environment)
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
+/// `tollgate serve`: flags override the `TOLLGATE_*` environment.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: TOLLGATE_ADDR or 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Directory of *.cedar policies [default: TOLLGATE_POLICY_DIR or ./policies]
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// DynamoDB table [default: TOLLGATE_TABLE or tollgate]
+    #[arg(long)]
+    pub table: Option<String>,
+    /// How often the expiry sweep runs [default: TOLLGATE_SWEEP_INTERVAL seconds or 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub sweep_interval: Option<String>,
+}
+
+/// `tollgate local ...`.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Create the table and the example roles on AWS_ENDPOINT_URL
+    Provision(ProvisionArgs),
+}
+
+/// `tollgate local provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// DynamoDB table [default: TOLLGATE_TABLE or tollgate]
+    #[arg(long)]
+    pub table: Option<String>,
+}
+
+/// `tollgate dev ...`.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Mint an HS256 token signed with TOLLGATE_DEV_SECRET
+    Token(DevTokenArgs),
+}
+
+/// `tollgate dev token`.
+#[derive(Debug, Args)]
+pub struct DevTokenArgs {
+    /// The subject (user id)
+    #[arg(long)]
+    pub sub: String,
+    /// A group (repeatable)
+    #[arg(long = "group", short = 'g', value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// An extra string claim, KEY=VALUE (repeatable)
+    #[arg(long = "claim", value_name = "KEY=VALUE", value_parser = parse_claim)]
+    pub claims: Vec<(String, String)>,
+    /// Mark the token as multi-factor authenticated (amr: ["mfa"])
+    #[arg(long)]
+    pub mfa: bool,
+    /// Lifetime
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub ttl: String,
+}
+
+/// `tollgate completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_request_id(s: &str) -> Result<RequestId, String> {
+    RequestId::parse(s.trim()).map_err(|e| e.message)
+}
+
+fn parse_role(s: &str) -> Result<RoleArn, String> {
+    RoleArn::parse(s.trim()).map_err(|e| e.message)
+}
+
+fn parse_action(s: &str) -> Result<tollgate::policy::Action, String> {
+    s.parse()
+        .map_err(|e: tollgate::domain::ValidationError| e.message)
+}
+
+fn parse_status(s: &str) -> Result<String, String> {
+    tollgate::domain::Status::parse(s)
+        .map(|st| st.as_str().to_owned())
+        .ok_or_else(|| {
+            "expected one of pending, active, denied, cancelled, revoked, expired, lapsed".into()
+        })
+}
+
+fn parse_claim(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn credentials_need_exactly_one_of_an_id_or_a_role() {
+        assert!(Cli::try_parse_from(["tollgate", "credentials"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "tollgate",
+                "credentials",
+                "01KAQ3Z7V1W0000000000000AB",
+                "--role",
+                "arn:aws:iam::123456789012:role/X"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "tollgate",
+            "credentials",
+            "--role",
+            "arn:aws:iam::123456789012:role/X",
+            "--format",
+            "credential-process",
+        ])
+        .unwrap();
+        let Command::Credentials(args) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(args.format, Some(CredentialFormat::CredentialProcess));
+    }
+
+    #[test]
+    fn bad_ids_and_arns_are_usage_errors() {
+        let err = Cli::try_parse_from(["tollgate", "show", "nope"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("is not a request id"));
+        let err = Cli::try_parse_from([
+            "tollgate",
+            "request",
+            "--role",
+            "arn:aws:s3:::bucket",
+            "-d",
+            "1h",
+            "-r",
+            "x",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("not a role ARN"));
+    }
+
+    #[test]
+    fn credential_options_require_credentials() {
+        let base = [
+            "tollgate",
+            "request",
+            "--role",
+            "arn:aws:iam::123456789012:role/X",
+            "-d",
+            "1h",
+            "-r",
+            "x",
+        ];
+        for extra in [&["--format", "env"][..], &["--no-cache"]] {
+            let mut argv = base.to_vec();
+            argv.extend_from_slice(extra);
+            assert!(Cli::try_parse_from(argv).is_err(), "{extra:?}");
+        }
+        let mut argv = base.to_vec();
+        argv.extend_from_slice(&["--credentials", "--format", "env"]);
+        assert!(Cli::try_parse_from(argv).is_ok());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["tollgate", "list", "--output", "json", "--url", "https://x"])
+                .unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        assert_eq!(cli.global.url.as_deref(), Some("https://x"));
+    }
+
+    #[test]
+    fn claims_are_key_value_pairs() {
+        assert_eq!(
+            parse_claim("department=data"),
+            Ok(("department".into(), "data".into()))
+        );
+        assert_eq!(parse_claim("k=a=b"), Ok(("k".into(), "a=b".into())));
+        assert!(parse_claim("novalue").is_err());
+        assert!(parse_claim("=x").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! `tollgate credentials`: STS credentials for an active grant, by request id
+//! or by role, as `credential_process` JSON, shell exports or JSON, reusing
+//! the per-user cache while the credentials and the grant last.
+
+use super::Ctx;
+use crate::args::{CredentialFormat, CredentialsArgs};
+use crate::cache::{self, CachedEntry, CredentialCache};
+use crate::client::{Client, Scope};
+use crate::error::{CliError, Exit};
+use crate::model::{IssuedCredentials, parse_request};
+use crate::output::{OutputFormat, write_json};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::io::Write;
+use tollgate::domain::{AccessRequest, RequestId, RoleArn, Status, Timestamp};
+
+/// How `mint_and_print` behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct MintOptions {
+    /// Output format.
+    pub format: CredentialFormat,
+    /// Skip the cache.
+    pub no_cache: bool,
+}
+
+/// `tollgate credentials`.
+pub async fn run(
+    ctx: &mut Ctx<'_>,
+    args: &CredentialsArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let format = args.format.unwrap_or(match ctx.output() {
+        OutputFormat::Json => CredentialFormat::Json,
+        OutputFormat::Table => CredentialFormat::Env,
+    });
+    let settings = ctx.settings()?;
+    let url = settings.require_url()?;
+    let token = settings.token().await?;
+    let cache = if args.no_cache {
+        None
+    } else {
+        CredentialCache::from_env(&|k| (ctx.env)(k))
+    };
+    let caller = cache::caller_key(token.expose_secret());
+    let now = Timestamp::now();
+
+    if let Some(cache) = &cache {
+        let hit = match (&args.id, &args.role) {
+            (Some(id), _) => cache.get(url.as_str(), &caller, *id, now),
+            (None, Some(role)) => cache.find_for_role(url.as_str(), &caller, role, now),
+            (None, None) => Ok(None),
+        };
+        match hit {
+            Ok(Some(entry)) => return Ok(print(out, format, &entry)?),
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: not using the credential cache: {e}"),
+        }
+    }
+
+    let client = Client::new(url, &token)?;
+    let req = match (&args.id, &args.role) {
+        (Some(id), _) => parse_request(&client.get(*id).await?)?,
+        (None, Some(role)) => active_grant_for_role(&client, role, now).await?,
+        (None, None) => {
+            return Err(CliError::usage(
+                "missing_argument",
+                "give a request id or --role",
+            ));
+        }
+    };
+    let opts = MintOptions {
+        format,
+        no_cache: args.no_cache,
+    };
+    mint_and_print(ctx, &client, &token, &req, opts, out).await
+}
+
+/// Mints credentials for `req` (which must be active), caches them unless
+/// told not to, and prints them.
+pub async fn mint_and_print(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    token: &SecretString,
+    req: &AccessRequest,
+    opts: MintOptions,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let now = Timestamp::now();
+    let status = req.effective_status(now);
+    let Some(window_end) = req.window_end.filter(|_| status == Status::Active) else {
+        return Err(CliError::new(
+            Exit::Conflict,
+            "not_active",
+            format!("request {} is {status}, not active", req.id),
+        )
+        .with_hint(request_hint(&req.role_arn)));
+    };
+    let credentials = client.credentials(req.id).await?;
+    let entry = CachedEntry {
+        request_id: req.id,
+        role_arn: req.role_arn.clone(),
+        window_end,
+        credentials,
+    };
+    let cache = (!opts.no_cache)
+        .then(|| CredentialCache::from_env(&|k| (ctx.env)(k)))
+        .flatten();
+    if let Some(cache) = cache {
+        let caller = cache::caller_key(token.expose_secret());
+        if let Err(e) = cache.put(client.base().as_str(), &caller, &entry, now) {
+            eprintln!("warning: credentials not cached: {e}");
+        }
+    }
+    Ok(print(out, opts.format, &entry)?)
+}
+
+/// Finds the caller's active grant for `role`: the one whose window ends last.
+pub async fn active_grant_for_role(
+    client: &Client,
+    role: &RoleArn,
+    now: Timestamp,
+) -> Result<AccessRequest, CliError> {
+    let (items, _) =
+        super::requests::collect_pages(client, Scope::Mine, Some("active"), 1000).await?;
+    let mut best: Option<AccessRequest> = None;
+    for item in &items {
+        let req = parse_request(item)?;
+        if &req.role_arn != role || req.effective_status(now) != Status::Active {
+            continue;
+        }
+        if best.as_ref().is_none_or(|b| req.window_end > b.window_end) {
+            best = Some(req);
+        }
+    }
+    best.ok_or_else(|| {
+        CliError::new(
+            Exit::NotFound,
+            "no_active_grant",
+            format!("you have no active grant for role `{role}`"),
+        )
+        .with_hint(request_hint(role))
+    })
+}
+
+fn request_hint(role: &RoleArn) -> String {
+    format!(
+        "request one with: tollgate request --role {role} --duration 1h --reason '<why>' --wait"
+    )
+}
+
+/// The expiration told to AWS clients: never beyond the grant's window, so
+/// they come back for fresh credentials (or a clear error) when it ends.
+pub fn reported_expiration(entry: &CachedEntry) -> Timestamp {
+    entry.credentials.expiration.min(entry.window_end)
+}
+
+/// Quotes a value for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Prints credentials in `format`.
+pub fn print(
+    out: &mut dyn Write,
+    format: CredentialFormat,
+    entry: &CachedEntry,
+) -> std::io::Result<()> {
+    let c: &IssuedCredentials = &entry.credentials;
+    let expiration = reported_expiration(entry);
+    match format {
+        CredentialFormat::CredentialProcess => {
+            let doc = json!({
+                "Version": 1,
+                "AccessKeyId": c.access_key_id,
+                "SecretAccessKey": c.secret_access_key.expose_secret(),
+                "SessionToken": c.session_token.expose_secret(),
+                "Expiration": expiration.to_rfc3339(),
+            });
+            writeln!(out, "{doc}")
+        }
+        CredentialFormat::Env => {
+            writeln!(
+                out,
+                "export AWS_ACCESS_KEY_ID={}",
+                shell_quote(&c.access_key_id)
+            )?;
+            writeln!(
+                out,
+                "export AWS_SECRET_ACCESS_KEY={}",
+                shell_quote(c.secret_access_key.expose_secret())
+            )?;
+            writeln!(
+                out,
+                "export AWS_SESSION_TOKEN={}",
+                shell_quote(c.session_token.expose_secret())
+            )?;
+            writeln!(
+                out,
+                "export AWS_CREDENTIAL_EXPIRATION={}",
+                shell_quote(&expiration.to_rfc3339())
+            )
+        }
+        CredentialFormat::Json => write_json(
+            out,
+            &json!({
+                "request_id": entry.request_id,
+                "role_arn": entry.role_arn,
+                "window_end": entry.window_end,
+                "access_key_id": c.access_key_id,
+                "secret_access_key": c.secret_access_key.expose_secret(),
+                "session_token": c.session_token.expose_secret(),
+                "expiration": expiration,
+            }),
+        ),
+    }
+}
+
+/// Deletes cached credentials for request `id` (after it was revoked).
+pub async fn forget_cached(ctx: &mut Ctx<'_>, id: RequestId) {
+    let Ok(settings) = ctx.settings() else {
+        return;
+    };
+    let (Some(url), Ok(token)) = (settings.url.clone(), settings.token().await) else {
+        return;
+    };
+    let Ok(url) = crate::settings::check_url(&url) else {
+        return;
+    };
+    if let Some(cache) = CredentialCache::from_env(&|k| (ctx.env)(k)) {
+        cache.remove(url.as_str(), &cache::caller_key(token.expose_secret()), id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(expiration: i64, window_end: i64) -> CachedEntry {
+        let now = Timestamp::from_unix(1_795_000_000);
+        CachedEntry {
+            request_id: RequestId::generate(now),
+            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/X").unwrap(),
+            window_end: Timestamp::from_unix(window_end),
+            credentials: IssuedCredentials {
+                access_key_id: "ASIAEXAMPLE".into(),
+                secret_access_key: SecretString::from("se'cret"),
+                session_token: SecretString::from("tok"),
+                expiration: Timestamp::from_unix(expiration),
+            },
+        }
+    }
+
+    fn render(format: CredentialFormat, e: &CachedEntry) -> String {
+        let mut buf = Vec::new();
+        print(&mut buf, format, e).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn credential_process_output_is_what_aws_clients_expect() {
+        let e = entry(1_795_003_600, 1_795_007_200);
+        let text = render(CredentialFormat::CredentialProcess, &e);
+        assert_eq!(text.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "Version": 1,
+                "AccessKeyId": "ASIAEXAMPLE",
+                "SecretAccessKey": "se'cret",
+                "SessionToken": "tok",
+                "Expiration": "2026-11-18T12:06:40Z",
+            })
+        );
+    }
+
+    #[test]
+    fn the_reported_expiration_never_outlives_the_grant() {
+        let e = entry(1_795_003_600, 1_795_001_000);
+        let v: serde_json::Value =
+            serde_json::from_str(&render(CredentialFormat::CredentialProcess, &e)).unwrap();
+        assert_eq!(
+            v["Expiration"],
+            Timestamp::from_unix(1_795_001_000).to_rfc3339()
+        );
+    }
+
+    #[test]
+    fn env_output_is_safe_to_eval() {
+        let text = render(CredentialFormat::Env, &entry(1_795_003_600, 1_795_007_200));
+        assert_eq!(
+            text,
+            "export AWS_ACCESS_KEY_ID='ASIAEXAMPLE'\n\
+             export AWS_SECRET_ACCESS_KEY='se'\\''cret'\n\
+             export AWS_SESSION_TOKEN='tok'\n\
+             export AWS_CREDENTIAL_EXPIRATION='2026-11-18T12:06:40Z'\n"
+        );
+    }
+
+    #[test]
+    fn json_output_names_the_request_and_role() {
+        let e = entry(1_795_003_600, 1_795_007_200);
+        let v: serde_json::Value =
+            serde_json::from_str(&render(CredentialFormat::Json, &e)).unwrap();
+        assert_eq!(v["request_id"], e.request_id.to_string());
+        assert_eq!(v["role_arn"], "arn:aws:iam::123456789012:role/X");
+        assert_eq!(v["secret_access_key"], "se'cret");
+        assert_eq!(v["window_end"], "2026-11-18T13:06:40Z");
+        assert_eq!(v["expiration"], "2026-11-18T12:06:40Z");
+    }
+}

@@ -1,0 +1,987 @@
+//! The request lifecycle from the command line: `request`, `list`, `show`,
+//! `approve`, `deny`, `cancel`, `revoke` and the online `explain` dry run.
+
+use super::Ctx;
+use crate::args::{ApproveArgs, DenyArgs, ExplainArgs, IdArg, ListArgs, RequestArgs, RevokeArgs};
+use crate::client::{Client, Scope};
+use crate::error::{CliError, Exit};
+use crate::model::{self, parse_events, parse_page, parse_request};
+use crate::output::{self, OutputFormat, Table, clean, truncate, write_fields, write_json};
+use serde_json::{Value, json};
+use std::io::{BufRead, IsTerminal, Write};
+use tollgate::domain::{
+    AccessRequest, Actor, Event, EventKind, GrantDuration, IdempotencyKey, Reason, RequestId,
+    SessionPolicy, Status, Ticket, Timestamp,
+};
+
+/// Longest duration the CLI sends; the broker applies the real ceiling.
+const LOCAL_DURATION_CEILING: u32 = 7 * 86_400;
+/// Most pages a listing follows.
+const MAX_PAGES: usize = 50;
+
+/// Builds and checks the body of `POST /requests` locally, so bad input is
+/// refused before anything is sent.
+pub fn request_body(
+    role: &tollgate::domain::RoleArn,
+    duration: &str,
+    reason: &str,
+    ticket: Option<&str>,
+    session_policy: Option<&str>,
+) -> Result<Value, CliError> {
+    let duration = GrantDuration::parse(duration, LOCAL_DURATION_CEILING)?;
+    let reason = Reason::parse(reason)?;
+    let mut body = json!({
+        "role_arn": role.as_str(),
+        "duration_seconds": duration.seconds(),
+        "reason": reason.as_str(),
+    });
+    if let Some(t) = ticket {
+        body["ticket"] = Ticket::parse(t)?.as_str().into();
+    }
+    if let Some(p) = session_policy {
+        let text = match p.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                CliError::usage(
+                    "invalid_input",
+                    format!("cannot read session policy file `{}`: {e}", clean(path)),
+                )
+            })?,
+            None => p.to_owned(),
+        };
+        let doc: Value = serde_json::from_str(&text).map_err(|e| {
+            CliError::usage(
+                "invalid_input",
+                format!("session policy is not valid JSON: {e}"),
+            )
+        })?;
+        let policy = SessionPolicy::parse(&doc)?;
+        body["session_policy"] = serde_json::to_value(&policy).unwrap_or(doc);
+    }
+    Ok(body)
+}
+
+/// `tollgate request`.
+pub async fn request(
+    ctx: &mut Ctx<'_>,
+    args: &RequestArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let body = request_body(
+        &args.role,
+        &args.duration,
+        &args.reason,
+        args.ticket.as_deref(),
+        args.session_policy.as_deref(),
+    )?;
+    let key = args
+        .idempotency_key
+        .as_deref()
+        .map(IdempotencyKey::parse)
+        .transpose()?;
+    let timeout = if args.wait || args.credentials {
+        let secs = tollgate::domain::parse_seconds(&args.timeout)?;
+        Some(std::time::Duration::from_secs(secs))
+    } else {
+        None
+    };
+    let format = ctx.output();
+    let (client, token) = ctx.client().await?;
+    let created = client
+        .create(&body, key.as_ref().map(IdempotencyKey::as_str))
+        .await?;
+    let req = parse_request(&created)?;
+    let now = Timestamp::now();
+
+    let Some(timeout) = timeout else {
+        return match format {
+            OutputFormat::Json => Ok(write_json(out, &created)?),
+            OutputFormat::Table => {
+                write_request(out, &req, now)?;
+                if req.effective_status(now) == Status::Pending {
+                    eprintln!(
+                        "waiting for approval; follow it with `tollgate show {id}`, withdraw it with `tollgate cancel {id}`",
+                        id = req.id
+                    );
+                }
+                Ok(())
+            }
+        };
+    };
+
+    let final_value = if req.effective_status(now) == Status::Pending {
+        if format == OutputFormat::Table {
+            eprintln!("request {} is pending: {}", req.id, approvals_line(&req));
+        }
+        crate::wait::wait_for_decision(&client, req.id, timeout).await?
+    } else {
+        created
+    };
+    let req = parse_request(&final_value)?;
+    let now = Timestamp::now();
+    check_decided_active(&req, now)?;
+    if args.credentials {
+        let format = args.format.unwrap_or(match format {
+            OutputFormat::Json => crate::args::CredentialFormat::Json,
+            OutputFormat::Table => crate::args::CredentialFormat::Env,
+        });
+        let opts = super::credentials::MintOptions {
+            format,
+            no_cache: args.no_cache,
+        };
+        return super::credentials::mint_and_print(ctx, &client, &token, &req, opts, out).await;
+    }
+    match format {
+        OutputFormat::Json => write_json(out, &final_value)?,
+        OutputFormat::Table => write_request(out, &req, now)?,
+    }
+    Ok(())
+}
+
+/// After waiting: the request must be active, or the wait failed.
+fn check_decided_active(req: &AccessRequest, now: Timestamp) -> Result<(), CliError> {
+    match req.effective_status(now) {
+        Status::Active => Ok(()),
+        Status::Denied => {
+            let by = req
+                .closed_by
+                .as_ref()
+                .map_or_else(String::new, |a| format!(" by {a}"));
+            let why = req
+                .closed_reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(": {r}"));
+            Err(CliError::new(
+                Exit::Denied,
+                "request_denied",
+                format!("request {} was denied{by}{why}", req.id),
+            ))
+        }
+        other => Err(CliError::generic(
+            format!("request_{other}"),
+            format!("request {} is {other}", req.id),
+        )),
+    }
+}
+
+/// `tollgate list`.
+pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let (scope, status) = if args.pending {
+        (Scope::Reviewable, Some("pending"))
+    } else {
+        (Scope::Mine, args.status.as_deref())
+    };
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let (items, more) = collect_pages(&client, scope, status, limit).await?;
+    match format {
+        OutputFormat::Json => write_json(out, &Value::Array(items))?,
+        OutputFormat::Table => {
+            let now = Timestamp::now();
+            let reqs = items
+                .iter()
+                .map(parse_request)
+                .collect::<Result<Vec<_>, _>>()?;
+            if reqs.is_empty() {
+                let what = if args.pending {
+                    "no requests are waiting for your review"
+                } else {
+                    "no requests"
+                };
+                eprintln!("{what}");
+            } else if args.pending {
+                pending_table(&reqs, now).write(out)?;
+            } else {
+                mine_table(&reqs, now).write(out)?;
+            }
+            if more {
+                eprintln!("(showing the first {limit}; use --limit to see more)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows pages of `GET /requests` until `limit` items; says whether more remain.
+pub async fn collect_pages(
+    client: &Client,
+    scope: Scope,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Value>, bool), CliError> {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let want = u32::try_from(limit.saturating_sub(items.len())).unwrap_or(u32::MAX);
+        let page = parse_page(
+            &client
+                .list_page(scope, status, want, token.as_deref())
+                .await?,
+        )?;
+        items.extend(page.items);
+        if items.len() >= limit {
+            let more = items.len() > limit || page.next_token.is_some();
+            items.truncate(limit);
+            return Ok((items, more));
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok((items, false)),
+        }
+    }
+    Ok((items, true))
+}
+
+/// The role as a short label: `<account>:<path><name>`.
+pub fn role_label(req: &AccessRequest) -> String {
+    let arn = &req.role_arn;
+    let path = arn.path().trim_start_matches('/');
+    format!("{}:{path}{}", arn.account(), arn.name())
+}
+
+fn mine_table(reqs: &[AccessRequest], now: Timestamp) -> Table {
+    let mut t = Table::new(&["ID", "STATUS", "ROLE", "DURATION", "UNTIL", "REASON"]);
+    for r in reqs {
+        let status = r.effective_status(now);
+        let until = match status {
+            Status::Active => r.window_end.map(|e| output::relative(e, now)),
+            Status::Pending => Some(format!(
+                "lapses {}",
+                output::relative(r.pending_deadline, now)
+            )),
+            _ => r
+                .closed_at
+                .or(r.window_end)
+                .map(|t| output::relative(t, now)),
+        };
+        t.push(vec![
+            r.id.to_string(),
+            status.to_string(),
+            role_label(r),
+            r.duration.to_string(),
+            until.unwrap_or_default(),
+            truncate(r.reason.as_str(), 48),
+        ]);
+    }
+    t
+}
+
+fn pending_table(reqs: &[AccessRequest], now: Timestamp) -> Table {
+    let mut t = Table::new(&[
+        "ID",
+        "REQUESTER",
+        "ROLE",
+        "DURATION",
+        "APPROVALS",
+        "ASKED",
+        "REASON",
+    ]);
+    for r in reqs {
+        t.push(vec![
+            r.id.to_string(),
+            r.requester.sub.to_string(),
+            role_label(r),
+            r.duration.to_string(),
+            format!("{}/{}", r.approvals.len(), r.approvals_required),
+            output::relative(r.created_at, now),
+            truncate(r.reason.as_str(), 48),
+        ]);
+    }
+    t
+}
+
+fn approvals_line(r: &AccessRequest) -> String {
+    let have = r.approvals.len();
+    let need = usize::from(r.approvals_required);
+    let who: Vec<String> = r.approvals.iter().map(|a| a.approver.to_string()).collect();
+    let mut s = format!("{have} of {need} approvals");
+    if !who.is_empty() {
+        s.push_str(&format!(" ({})", who.join(", ")));
+    }
+    s
+}
+
+fn requester_line(r: &AccessRequest) -> String {
+    let id = &r.requester;
+    let mut parts = vec![id.sub.to_string()];
+    if !id.groups.is_empty() {
+        parts.push(format!("groups: {}", id.groups.join(", ")));
+    }
+    if !id.tags.is_empty() {
+        let tags: Vec<String> = id.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(tags.join(", "));
+    }
+    parts.push(if id.mfa {
+        "mfa".into()
+    } else {
+        "no mfa".into()
+    });
+    format!("{} ({})", parts[0], parts[1..].join("; "))
+}
+
+fn status_line(r: &AccessRequest, now: Timestamp) -> String {
+    let status = r.effective_status(now);
+    match status {
+        Status::Pending => format!(
+            "pending: {}; lapses {}",
+            approvals_line(r),
+            output::relative(r.pending_deadline, now)
+        ),
+        Status::Active => match r.window_end {
+            Some(end) => format!("active until {}", output::when(end, now)),
+            None => "active".into(),
+        },
+        other => {
+            let by = r
+                .closed_by
+                .as_ref()
+                .map_or_else(String::new, |a| format!(" by {a}"));
+            let at = r
+                .closed_at
+                .map_or_else(String::new, |t| format!(" {}", output::relative(t, now)));
+            let why = r
+                .closed_reason
+                .as_ref()
+                .map_or_else(String::new, |x| format!(": {x}"));
+            format!("{other}{by}{at}{why}")
+        }
+    }
+}
+
+/// Writes a request's fields for people.
+pub fn write_request(
+    out: &mut dyn Write,
+    r: &AccessRequest,
+    now: Timestamp,
+) -> std::io::Result<()> {
+    let window = match (r.window_start, r.window_end) {
+        (Some(s), Some(e)) if r.effective_status(now) == Status::Active => {
+            format!("{} to {}", output::utc(s), output::when(e, now))
+        }
+        (Some(s), Some(e)) => format!("{} to {}", output::utc(s), output::utc(e)),
+        _ => String::new(),
+    };
+    let approvals = r
+        .approvals
+        .iter()
+        .map(|a| {
+            let comment = a
+                .comment
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" \"{c}\""));
+            format!("{} {}{comment}", a.approver, output::relative(a.at, now))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    write_fields(
+        out,
+        &[
+            ("request", r.id.to_string()),
+            ("status", status_line(r, now)),
+            ("role", r.role_arn.to_string()),
+            ("requester", requester_line(r)),
+            ("duration", r.duration.to_string()),
+            ("reason", r.reason.to_string()),
+            (
+                "ticket",
+                r.ticket
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            (
+                "session policy",
+                r.session_policy
+                    .as_ref()
+                    .map(|p| p.as_compact_json().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("asked", output::when(r.created_at, now)),
+            ("window", window),
+            (
+                "approvals",
+                if approvals.is_empty() {
+                    format!("0 of {} needed", r.approvals_required)
+                } else {
+                    format!(
+                        "{} of {}: {approvals}",
+                        r.approvals.len(),
+                        r.approvals_required
+                    )
+                },
+            ),
+            (
+                "credentials",
+                match r.credentials_issued {
+                    0 => String::new(),
+                    1 => "issued once".to_owned(),
+                    n => format!("issued {n} times"),
+                },
+            ),
+            ("digest", r.digest.clone()),
+        ],
+    )
+}
+
+/// The `type` name of an event, as in the audit trail.
+fn event_type(kind: &EventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn event_detail(e: &Event) -> String {
+    match &e.kind {
+        EventKind::Created {
+            auto_approved,
+            policies,
+            ..
+        } => {
+            let how = if *auto_approved {
+                "auto-approved"
+            } else {
+                "needs approval"
+            };
+            if policies.is_empty() {
+                how.to_owned()
+            } else {
+                format!("{how} (permitted by {})", policies.join(", "))
+            }
+        }
+        EventKind::Approved {
+            approvals,
+            required,
+            comment,
+            ..
+        } => {
+            let c = comment
+                .as_ref()
+                .map_or_else(String::new, |c| format!(": {c}"));
+            format!("{approvals} of {required}{c}")
+        }
+        EventKind::Denied { reason } | EventKind::Revoked { reason } => reason.to_string(),
+        EventKind::CredentialsIssued {
+            session_name,
+            expires_at,
+        } => format!("{session_name}, expiring {}", expires_at.to_rfc3339()),
+        EventKind::Cancelled | EventKind::Expired | EventKind::Lapsed => String::new(),
+    }
+}
+
+fn actor_label(a: &Actor) -> String {
+    a.to_string()
+}
+
+/// Writes a request's audit events as a table.
+pub fn events_table(events: &[Event]) -> Table {
+    let mut t = Table::new(&["SEQ", "AT", "ACTOR", "EVENT", "STATUS", "DETAIL"]);
+    for e in events {
+        t.push(vec![
+            e.seq.to_string(),
+            e.at.to_rfc3339(),
+            actor_label(&e.actor),
+            event_type(&e.kind),
+            e.status.to_string(),
+            truncate(&event_detail(e), 72),
+        ]);
+    }
+    t
+}
+
+/// `tollgate show`.
+pub async fn show(ctx: &mut Ctx<'_>, args: &IdArg, out: &mut dyn Write) -> Result<(), CliError> {
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let body = client.get(args.id).await?;
+    if format == OutputFormat::Json {
+        return Ok(write_json(out, &body)?);
+    }
+    let req = parse_request(&body)?;
+    write_request(out, &req, Timestamp::now())?;
+    if let Ok(events) = parse_events(&body)
+        && !events.is_empty()
+    {
+        writeln!(out)?;
+        events_table(&events).write(out)?;
+    }
+    Ok(())
+}
+
+/// `tollgate approve`: fetch, show, confirm, then approve exactly the digest shown.
+pub async fn approve(
+    ctx: &mut Ctx<'_>,
+    args: &ApproveArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let comment = args.comment.as_deref().map(Reason::parse).transpose()?;
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let req = parse_request(&client.get(args.id).await?)?;
+    let now = Timestamp::now();
+    let status = req.effective_status(now);
+    if status != Status::Pending {
+        return Err(CliError::new(
+            Exit::Conflict,
+            "not_pending",
+            format!("request {} is {status}, not pending", req.id),
+        ));
+    }
+    if format == OutputFormat::Table || !args.yes {
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "You are approving:")?;
+        write_fields(
+            &mut err,
+            &[
+                ("  request", req.id.to_string()),
+                ("  requester", requester_line(&req)),
+                ("  role", req.role_arn.to_string()),
+                ("  duration", req.duration.to_string()),
+                ("  reason", req.reason.to_string()),
+                (
+                    "  ticket",
+                    req.ticket
+                        .as_ref()
+                        .map_or_else(|| "(none)".to_owned(), ToString::to_string),
+                ),
+                (
+                    "  session policy",
+                    req.session_policy
+                        .as_ref()
+                        .map(|p| p.as_compact_json().to_owned())
+                        .unwrap_or_default(),
+                ),
+                ("  approvals", approvals_line(&req)),
+                ("  digest", req.digest.clone()),
+            ],
+        )?;
+    }
+    if !args.yes && !confirm("Approve this request?")? {
+        return Err(CliError::generic(
+            "not_confirmed",
+            "approval not confirmed; nothing was changed",
+        )
+        .with_hint("answer `y` at the prompt, or pass --yes"));
+    }
+    let mut body = json!({ "digest": req.digest });
+    if let Some(c) = &comment {
+        body["comment"] = c.as_str().into();
+    }
+    let result = client.act(req.id, "approve", &body).await?;
+    match format {
+        OutputFormat::Json => write_json(out, &result)?,
+        OutputFormat::Table => {
+            let after = parse_request(&result)?;
+            let now = Timestamp::now();
+            match after.effective_status(now) {
+                Status::Active => writeln!(
+                    out,
+                    "approved: request {} is active until {}",
+                    after.id,
+                    after
+                        .window_end
+                        .map_or_else(String::new, |e| output::when(e, now))
+                )?,
+                _ => writeln!(
+                    out,
+                    "approval recorded: request {} has {}",
+                    after.id,
+                    approvals_line(&after)
+                )?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks `question [y/N]` on stderr and reads one line from stdin; end of
+/// input is no.
+fn confirm(question: &str) -> Result<bool, CliError> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line)?;
+    if read == 0 && !std::io::stdin().is_terminal() {
+        writeln!(err)?;
+    }
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// `tollgate deny`.
+pub async fn deny(ctx: &mut Ctx<'_>, args: &DenyArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let reason = Reason::parse(&args.reason)?;
+    act(
+        ctx,
+        args.id,
+        "deny",
+        json!({ "reason": reason.as_str() }),
+        out,
+    )
+    .await
+}
+
+/// `tollgate cancel`.
+pub async fn cancel(ctx: &mut Ctx<'_>, args: &IdArg, out: &mut dyn Write) -> Result<(), CliError> {
+    act(ctx, args.id, "cancel", json!({}), out).await
+}
+
+/// `tollgate revoke`. Also forgets any cached credentials for the grant.
+pub async fn revoke(
+    ctx: &mut Ctx<'_>,
+    args: &RevokeArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let reason = Reason::parse(&args.reason)?;
+    act(
+        ctx,
+        args.id,
+        "revoke",
+        json!({ "reason": reason.as_str() }),
+        out,
+    )
+    .await?;
+    super::credentials::forget_cached(ctx, args.id).await;
+    Ok(())
+}
+
+async fn act(
+    ctx: &mut Ctx<'_>,
+    id: RequestId,
+    action: &str,
+    body: Value,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let result = client.act(id, action, &body).await?;
+    match format {
+        OutputFormat::Json => write_json(out, &result)?,
+        OutputFormat::Table => {
+            let req = parse_request(&result)?;
+            writeln!(
+                out,
+                "request {}: {}",
+                req.id,
+                status_line(&req, Timestamp::now())
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `tollgate explain`: offline against a policy directory with
+/// `--policies`, else the broker's dry run (nothing stored). Exits 0 when it
+/// would be allowed, 3 when denied.
+pub async fn explain(
+    ctx: &mut Ctx<'_>,
+    args: &ExplainArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let format = if args.json {
+        OutputFormat::Json
+    } else {
+        ctx.output()
+    };
+    if let Some(dir) = &args.policies {
+        let Some(identity) = args.identity.clone() else {
+            return Err(CliError::usage(
+                "missing_argument",
+                "--identity <CLAIMS_JSON> is needed to explain offline with --policies",
+            ));
+        };
+        let offline = crate::policy_cmd::ExplainArgs {
+            policies: dir.clone(),
+            identity,
+            role_arn: args.role.clone(),
+            role_tags: args.role_tags.clone(),
+            max_session: args.max_session.unwrap_or(3600),
+            action: args.action.unwrap_or(tollgate::policy::Action::Request),
+            duration: args.duration.clone(),
+            reason: args.reason.clone(),
+            ticket: args.ticket.clone(),
+            source_ip: args.source_ip.clone(),
+            now: args.now.clone(),
+            requester: args.requester.clone(),
+            approvals_so_far: args.approvals_so_far.unwrap_or(0),
+            json: format == OutputFormat::Json,
+        };
+        return match crate::policy_cmd::explain(&offline, out) {
+            0 => Ok(()),
+            code => Err(CliError::reported(Exit::from_code(code))),
+        };
+    }
+    let role = tollgate::domain::RoleArn::parse(args.role.trim())?;
+    let body = request_body(
+        &role,
+        &args.duration,
+        &args.reason,
+        args.ticket.as_deref(),
+        args.session_policy.as_deref(),
+    )?;
+    let (client, _) = ctx.client().await?;
+    let result = client.dry_run(&body).await?;
+    let allowed = decision_allowed(&result);
+    match format {
+        OutputFormat::Json => write_json(out, &result)?,
+        OutputFormat::Table => write_decision(out, &result, allowed)?,
+    }
+    match allowed {
+        Some(false) => Err(CliError::reported(Exit::Denied)),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a dry-run answer says the request would be allowed.
+pub fn decision_allowed(v: &Value) -> Option<bool> {
+    let d = v.get("decision").unwrap_or(v);
+    if let Some(b) = d.get("allowed").and_then(Value::as_bool) {
+        return Some(b);
+    }
+    match d
+        .as_str()
+        .or_else(|| d.get("decision").and_then(Value::as_str))
+    {
+        Some(s) if s.eq_ignore_ascii_case("allow") || s.eq_ignore_ascii_case("allowed") => {
+            Some(true)
+        }
+        Some(s) if s.eq_ignore_ascii_case("deny") || s.eq_ignore_ascii_case("denied") => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+fn write_decision(out: &mut dyn Write, v: &Value, allowed: Option<bool>) -> std::io::Result<()> {
+    let auto = v.get("auto_approved").and_then(Value::as_bool);
+    let approvals = v.get("approvals_required").and_then(Value::as_u64);
+    let verdict = match (allowed, auto, approvals) {
+        (Some(false), _, _) => "denied".to_owned(),
+        (Some(true), Some(true), _) => "allowed: the grant would be active at once".to_owned(),
+        (Some(true), _, Some(n)) => format!(
+            "allowed: it would wait for {n} approval{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        (Some(true), _, None) => "allowed".to_owned(),
+        (None, _, _) => "unknown".to_owned(),
+    };
+    let max = v
+        .get("max_duration_seconds")
+        .and_then(Value::as_i64)
+        .map(output::human_seconds)
+        .unwrap_or_default();
+    write_fields(
+        out,
+        &[("would be", verdict), ("longest grant for the role", max)],
+    )?;
+    if let Some(expl) = v.get("explanation").filter(|e| !e.is_null()) {
+        writeln!(out, "explanation:")?;
+        output::write_explanation(out, expl)?;
+    }
+    Ok(())
+}
+
+/// Reads a request body for `audit verify` and checks its chain.
+pub fn parse_for_audit(body: &Value) -> Result<(AccessRequest, Vec<Event>), CliError> {
+    Ok((model::parse_request(body)?, model::parse_events(body)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate::domain::{Identity, NewRequest, RoleArn, UserId};
+
+    fn sample(auto: bool, approvals_required: u8) -> AccessRequest {
+        let now = Timestamp::from_unix(1_795_000_000);
+        let new = NewRequest {
+            id: RequestId::generate(now),
+            requester: Identity {
+                sub: UserId::parse("alice").unwrap(),
+                groups: vec!["developers".into()],
+                tags: [("department".to_owned(), "data".to_owned())].into(),
+                mfa: true,
+            },
+            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/tollgate/ProductionOperator")
+                .unwrap(),
+            duration: GrantDuration::new(7200, 43_200).unwrap(),
+            reason: Reason::parse("deploy hotfix").unwrap(),
+            ticket: Some(Ticket::parse("INC-42").unwrap()),
+            session_policy: None,
+            approvals_required,
+            pending_ttl_seconds: 86_400,
+        };
+        AccessRequest::create(new, auto, vec!["staging-auto".into()], now).0
+    }
+
+    #[test]
+    fn request_bodies_are_validated_before_sending() {
+        let role = RoleArn::parse("arn:aws:iam::123456789012:role/X").unwrap();
+        let body = request_body(&role, "1h30m", " fix it ", Some("CHG-1"), None).unwrap();
+        assert_eq!(
+            body,
+            json!({"role_arn": "arn:aws:iam::123456789012:role/X", "duration_seconds": 5400, "reason": "fix it", "ticket": "CHG-1"})
+        );
+        for (d, r, t, p) in [
+            ("soon", "x", None, None),
+            ("30s", "x", None, None),
+            ("1h", "", None, None),
+            ("1h", "x", Some("bad ticket"), None),
+            ("1h", "x", None, Some("{not json")),
+            ("1h", "x", None, Some(r#"{"Statement": []}"#)),
+            ("1h", "x", None, Some("@/nonexistent/policy.json")),
+        ] {
+            let err = request_body(&role, d, r, t, p).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage, "{d} {r} {t:?} {p:?}");
+        }
+        let body = request_body(
+            &role,
+            "1h",
+            "x",
+            None,
+            Some(
+                r#"{"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(body["session_policy"]["Version"], "2012-10-17");
+        assert_eq!(
+            body["session_policy"]["Statement"][0]["Action"],
+            "s3:GetObject"
+        );
+    }
+
+    #[test]
+    fn lists_show_one_aligned_row_per_request() {
+        let now = Timestamp::from_unix(1_795_000_060);
+        let reqs = [sample(true, 1), sample(false, 2)];
+        let mut buf = Vec::new();
+        mine_table(&reqs, now).write(&mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("ID  "));
+        let status_col = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[1][status_col..status_col + 6], "active");
+        assert_eq!(&lines[2][status_col..status_col + 7], "pending");
+        assert!(lines[1].contains("123456789012:tollgate/ProductionOperator"));
+        assert!(lines[1].contains("in 1h 59m"));
+        assert!(lines[2].contains("lapses in 23h 59m"));
+
+        let mut buf = Vec::new();
+        pending_table(&reqs[1..], now).write(&mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("alice"));
+        assert!(text.contains("0/2"));
+        assert!(text.contains("1m ago"));
+    }
+
+    #[test]
+    fn a_request_shows_everything_an_approver_needs() {
+        let now = Timestamp::from_unix(1_795_000_060);
+        let req = sample(false, 1);
+        let mut buf = Vec::new();
+        write_request(&mut buf, &req, now).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for want in [
+            "role:",
+            "arn:aws:iam::123456789012:role/tollgate/ProductionOperator",
+            "alice (groups: developers; department=data; mfa)",
+            "duration:  2h",
+            "reason:    deploy hotfix",
+            "ticket:    INC-42",
+            &format!("digest:    {}", req.digest),
+            "status:    pending: 0 of 1 approvals; lapses in 23h 59m",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn waiting_ends_in_success_only_for_an_active_grant() {
+        let now = Timestamp::from_unix(1_795_000_060);
+        assert!(check_decided_active(&sample(true, 1), now).is_ok());
+        let pending = sample(false, 1);
+        let bob = Actor::User(UserId::parse("bob").unwrap());
+        let (denied, _) = pending
+            .apply(
+                tollgate::domain::Command::Deny {
+                    reason: Reason::parse("not during the freeze").unwrap(),
+                },
+                &bob,
+                now,
+            )
+            .unwrap();
+        let err = check_decided_active(&denied, now).unwrap_err();
+        assert_eq!(err.exit, Exit::Denied);
+        assert_eq!(
+            err.message,
+            format!(
+                "request {} was denied by bob: not during the freeze",
+                denied.id
+            )
+        );
+        let err = check_decided_active(&pending, now.plus(90_000)).unwrap_err();
+        assert_eq!(err.code, "request_lapsed");
+        assert_eq!(err.exit, Exit::Generic);
+    }
+
+    #[test]
+    fn events_are_listed_with_their_type_and_detail() {
+        let now = Timestamp::from_unix(1_795_000_060);
+        let req = sample(false, 2);
+        let bob = Actor::User(UserId::parse("bob").unwrap());
+        let (_, ev) = req
+            .apply(
+                tollgate::domain::Command::Approve {
+                    digest: req.digest.clone(),
+                    comment: Some(Reason::parse("ok").unwrap()),
+                    policies: vec![],
+                },
+                &bob,
+                now,
+            )
+            .unwrap();
+        let mut buf = Vec::new();
+        events_table(&[ev]).write(&mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains("bob    approved  pending  1 of 2: ok"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dry_run_answers_are_read_as_allow_or_deny() {
+        assert_eq!(decision_allowed(&json!({"allowed": true})), Some(true));
+        assert_eq!(decision_allowed(&json!({"decision": "deny"})), Some(false));
+        assert_eq!(
+            decision_allowed(&json!({"decision": {"allowed": false}})),
+            Some(false)
+        );
+        assert_eq!(decision_allowed(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn dry_runs_say_what_would_happen_and_why() {
+        let answer = json!({
+            "dry_run": true,
+            "allowed": true,
+            "outcome": "pending",
+            "auto_approved": false,
+            "approvals_required": 2,
+            "max_duration_seconds": 7200,
+            "explanation": "ALLOW: `request` on X for alice\npermitted by:\n  - prod-requests\n",
+        });
+        let mut buf = Vec::new();
+        write_decision(&mut buf, &answer, decision_allowed(&answer)).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "would be:                   allowed: it would wait for 2 approvals\n\
+             longest grant for the role: 2h\n\
+             explanation:\n  ALLOW: `request` on X for alice\n  permitted by:\n    - prod-requests\n"
+        );
+    }
+}

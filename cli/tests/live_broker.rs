@@ -1,0 +1,829 @@
+//! The `tollgate` binary against a real local broker, as people use it: the
+//! AWS emulator (moto, single-threaded), `tollgate local provision`,
+//! `tollgate serve` with the example policies, tokens from `tollgate dev
+//! token`, then every client command, the AWS CLI and boto3 through
+//! `credential_process`.
+
+// Helpers outside #[test] functions fail loudly too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tollgate::aws::testing::{Emulator, repo_root, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+const SECRET: &str = "cli-live-test-secret-0123456789abcdef";
+const STAGING: &str = "arn:aws:iam::123456789012:role/tollgate/StagingDeveloper";
+const PRODUCTION: &str = "arn:aws:iam::123456789012:role/tollgate/ProductionOperator";
+const DATA: &str = "arn:aws:iam::123456789012:role/tollgate/DataAnalyst";
+
+/// A running `tollgate serve` on its own table, with a private home
+/// directory (config, cache) for the CLI processes of one test.
+struct Broker {
+    server: Child,
+    url: String,
+    endpoint: String,
+    table: String,
+    home: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let venv =
+        std::env::var_os("TOLLGATE_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
+    venv.join("bin").join(name)
+}
+
+fn aws_env(c: &mut Command, endpoint: &str) {
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1");
+}
+
+impl Broker {
+    fn start() -> Self {
+        let emulator = Emulator::shared().expect("the AWS emulator starts");
+        let endpoint = emulator.endpoint().to_owned();
+        let table = unique_name("cli");
+        let home = tempfile::tempdir().unwrap();
+
+        let mut provision = Command::new(BIN);
+        provision
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        aws_env(&mut provision, &endpoint);
+        let out = provision
+            .args(["local", "provision", "--table", &table])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "provision failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let port = free_port();
+        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
+        // A shell between us and the server stops it when our end of its
+        // standard input closes: when the test ends, however it ends.
+        let mut serve = Command::new("sh");
+        serve
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TOLLGATE_DEV_SECRET", SECRET)
+            .env("RUST_LOG", "warn");
+        aws_env(&mut serve, &endpoint);
+        let server = serve
+            .args([
+                "-c",
+                r#""$@" <&- & server=$!; read -r _; kill "$server"; (sleep 5; kill -9 "$server" 2>/dev/null) & wait "$server""#,
+                "serve-wrapper",
+                BIN,
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--policies",
+                repo_root().join("infra/policies").to_str().unwrap(),
+                "--table",
+                &table,
+                "--sweep-interval",
+                "1s",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let broker = Self {
+            server,
+            url: format!("http://127.0.0.1:{port}"),
+            endpoint,
+            table,
+            home,
+        };
+        broker.wait_healthy();
+        broker
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(self.url.trim_start_matches("http://"))
+            {
+                let _ = s.write_all(b"GET /health HTTP/1.0\r\n\r\n");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the broker did not become healthy:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `tollgate dev token` for a user.
+    fn token(&self, sub: &str, groups: &[&str], mfa: bool, claims: &[&str]) -> String {
+        let mut c = Command::new(BIN);
+        c.env_clear().env("TOLLGATE_DEV_SECRET", SECRET);
+        c.args(["dev", "token", "--sub", sub]);
+        for g in groups {
+            c.args(["--group", g]);
+        }
+        for kv in claims {
+            c.args(["--claim", kv]);
+        }
+        if mfa {
+            c.arg("--mfa");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The CLI as `token`'s user, with this test's home, cache and broker.
+    fn cli(&self, token: &str) -> Command {
+        self.command(Path::new(BIN), token)
+    }
+
+    /// `program` with the environment `cli` gives the CLI.
+    fn command(&self, program: &Path, token: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
+            .env("TOLLGATE_URL", &self.url)
+            .env("TOLLGATE_TOKEN", token)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.home.path().join("cache/tollgate/credentials")
+    }
+}
+
+impl Broker {
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it.
+    fn stop(&mut self) {
+        drop(self.server.stdin.take());
+        let _ = self.server.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Ran {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.out)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.out, self.err))
+    }
+}
+
+fn ran(o: Output) -> Ran {
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8(o.stdout).unwrap(),
+        err: String::from_utf8(o.stderr).unwrap(),
+    }
+}
+
+fn run(c: &mut Command, args: &[&str]) -> Ran {
+    ran(c.args(args).output().unwrap())
+}
+
+/// Runs with `input` on standard input.
+fn run_with_input(c: &mut Command, args: &[&str], input: &str) -> Ran {
+    let mut child = c
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    ran(child.wait_with_output().unwrap())
+}
+
+fn request(b: &Broker, token: &str, role: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "request",
+        "--role",
+        role,
+        "--reason",
+        "investigate the failed deploy",
+        "--output",
+        "json",
+    ];
+    if !extra.contains(&"--duration") {
+        args.extend_from_slice(&["--duration", "1h"]);
+    }
+    args.extend_from_slice(extra);
+    let r = run(&mut b.cli(token), &args);
+    assert_eq!(r.code, 0, "request failed: {}", r.err);
+    r.json()
+}
+
+/// Waits until `sub`'s `--pending` listing holds `id`.
+fn wait_until_listed(b: &Broker, approver: &str, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let r = run(
+            &mut b.cli(approver),
+            &["list", "--pending", "--output", "json"],
+        );
+        if r.code == 0 && r.json().as_array().unwrap().iter().any(|x| x["id"] == id) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("request {id} never showed up as pending");
+}
+
+/// Waits until the user's own list shows a pending request, returning its id.
+fn wait_for_own_pending(b: &Broker, token: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let r = run(
+            &mut b.cli(token),
+            &["list", "--status", "pending", "--output", "json"],
+        );
+        if r.code == 0
+            && let Some(first) = r.json().as_array().unwrap().first()
+        {
+            return first["id"].as_str().unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no pending request appeared");
+}
+
+fn write_aws_config(b: &Broker, role: &str) -> PathBuf {
+    let path = b.home.path().join("aws-config");
+    std::fs::write(
+        &path,
+        format!(
+            "[profile tollgate]\nregion = us-east-1\ncredential_process = {BIN} credentials --role {role} --format credential-process\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The AWS CLI or Python with only the credential_process profile to go on
+/// (and what `tollgate` needs to run as the credential process).
+fn aws_client(b: &Broker, token: &str, program: &Path, config: &Path) -> Command {
+    let mut c = b.command(program, token);
+    c.env("AWS_CONFIG_FILE", config)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            b.home.path().join("no-credentials"),
+        )
+        .env("AWS_PROFILE", "tollgate")
+        .env("AWS_ENDPOINT_URL", &b.endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+#[test]
+fn a_staging_grant_works_through_credential_process_for_the_aws_cli_and_boto3() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    let req = request(&b, &alice, STAGING, &[]);
+    assert_eq!(
+        req["status"], "active",
+        "staging requests are auto-approved"
+    );
+    let id = req["id"].as_str().unwrap().to_owned();
+    let want_arn = format!("arn:aws:sts::123456789012:assumed-role/StagingDeveloper/tollgate-{id}");
+
+    let config = write_aws_config(&b, STAGING);
+    let r = ran(aws_client(&b, &alice, &venv_bin("aws"), &config)
+        .args(["sts", "get-caller-identity", "--output", "json"])
+        .output()
+        .unwrap());
+    assert_eq!(r.code, 0, "aws cli failed: {}", r.err);
+    assert_eq!(r.json()["Arn"], want_arn.as_str());
+
+    let r = ran(aws_client(&b, &alice, &venv_bin("python"), &config)
+        .args([
+            "-c",
+            "import boto3; print(boto3.Session(profile_name='tollgate').client('sts').get_caller_identity()['Arn'])",
+        ])
+        .output()
+        .unwrap());
+    assert_eq!(r.code, 0, "boto3 failed: {}", r.err);
+    assert_eq!(r.out.trim(), want_arn);
+
+    // The second client reused the cached credentials: one issue, one 0600 file.
+    let shown = run(&mut b.cli(&alice), &["show", &id, "--output", "json"]).json();
+    assert_eq!(shown["credentials_issued"], 1);
+    let files: Vec<_> = std::fs::read_dir(b.cache_dir())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        files[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(b.cache_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn cached_credentials_are_served_without_the_broker_and_no_cache_asks_it() {
+    let mut b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    // Ten minutes: STS's 15-minute floor outlives the grant.
+    let req = request(&b, &alice, STAGING, &["--duration", "10m"]);
+    let id = req["id"].as_str().unwrap().to_owned();
+    let first = run(
+        &mut b.cli(&alice),
+        &["credentials", &id, "--format", "credential-process"],
+    );
+    assert_eq!(first.code, 0, "{}", first.err);
+    let doc: Value = serde_json::from_str(&first.out).unwrap();
+    assert_eq!(doc["Version"], 1);
+    assert!(doc["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert!(!doc["SecretAccessKey"].as_str().unwrap().is_empty());
+    assert!(!doc["SessionToken"].as_str().unwrap().is_empty());
+    assert_eq!(
+        doc["Expiration"], req["window_end"],
+        "clients are told the grant's end, not STS's"
+    );
+
+    b.stop();
+    let again = run(
+        &mut b.cli(&alice),
+        &[
+            "credentials",
+            "--role",
+            STAGING,
+            "--format",
+            "credential-process",
+        ],
+    );
+    assert_eq!(again.code, 0, "{}", again.err);
+    assert_eq!(again.out, first.out, "served from the cache");
+    let fresh = run(
+        &mut b.cli(&alice),
+        &["credentials", &id, "--no-cache", "--format", "json"],
+    );
+    assert_eq!(fresh.code, 6, "{}", fresh.err);
+}
+
+#[test]
+fn a_production_request_waits_for_an_sre_approval_and_then_prints_credentials() {
+    let b = Broker::start();
+    // On call, so the office-hours guardrail does not depend on when this runs.
+    let alice = b.token("alice", &["developers", "oncall"], true, &[]);
+    let bob = b.token("bob", &["sre"], true, &[]);
+    let carol = b.token("carol", &["developers"], true, &[]);
+
+    let waiter = b
+        .cli(&alice)
+        .args([
+            "request",
+            "--role",
+            PRODUCTION,
+            "--duration",
+            "1h",
+            "--reason",
+            "rotate the TLS certificate",
+            "--ticket",
+            "CHG-1234",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--credentials",
+            "--format",
+            "env",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_own_pending(&b, &alice);
+    wait_until_listed(&b, &bob, &id);
+
+    let table = run(&mut b.cli(&bob), &["list", "--pending"]);
+    assert_eq!(table.code, 0);
+    let header = table.out.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("REQUESTER"),
+        "{}",
+        table.out
+    );
+    assert!(table.out.contains(&id) && table.out.contains("alice"));
+
+    // Others cannot see it; the requester cannot approve it.
+    assert_eq!(run(&mut b.cli(&carol), &["approve", &id, "--yes"]).code, 4);
+    let own = run(&mut b.cli(&alice), &["approve", &id, "--yes"]);
+    assert_eq!(own.code, 3, "{}", own.err);
+
+    // Answering no changes nothing; yes approves exactly what was shown.
+    let no = run_with_input(&mut b.cli(&bob), &["approve", &id], "n\n");
+    assert_eq!(no.code, 1, "{}", no.err);
+    assert!(no.err.contains("not_confirmed"));
+    let yes = run_with_input(
+        &mut b.cli(&bob),
+        &["approve", &id, "--comment", "ok for CHG-1234"],
+        "y\n",
+    );
+    assert_eq!(yes.code, 0, "{}", yes.err);
+    let shown = run(&mut b.cli(&bob), &["show", &id, "--output", "json"]).json();
+    for want in [
+        "You are approving:",
+        PRODUCTION,
+        "rotate the TLS certificate",
+        "CHG-1234",
+        "alice (groups: developers, oncall; mfa)",
+        shown["digest"].as_str().unwrap(),
+    ] {
+        assert!(
+            yes.err.contains(want),
+            "the prompt lacks {want:?}:\n{}",
+            yes.err
+        );
+    }
+    assert!(
+        yes.out
+            .starts_with(&format!("approved: request {id} is active until "))
+    );
+
+    let done = ran(waiter.wait_with_output().unwrap());
+    assert_eq!(done.code, 0, "{}", done.err);
+    assert!(
+        done.out.starts_with("export AWS_ACCESS_KEY_ID='ASIA"),
+        "{}",
+        done.out
+    );
+    assert!(done.out.contains("export AWS_SESSION_TOKEN='"));
+    assert!(
+        !done.err.contains('\r') && !done.err.contains('\u{1b}'),
+        "no spinner when stderr is not a terminal: {:?}",
+        done.err
+    );
+
+    // The trail verifies through the broker and straight from the table.
+    let v = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    assert_eq!(v.code, 0, "{}", v.err);
+    assert!(v.out.contains("verified: 3 events"), "{}", v.out);
+}
+
+#[test]
+fn a_denial_ends_the_wait_with_exit_3_and_the_approvers_reason() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers", "oncall"], true, &[]);
+    let bob = b.token("bob", &["sre"], true, &[]);
+    let waiter = b
+        .cli(&alice)
+        .args([
+            "request",
+            "--role",
+            PRODUCTION,
+            "-d",
+            "30m",
+            "-r",
+            "look at prod",
+            "-t",
+            "INC-7",
+            "--wait",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_own_pending(&b, &alice);
+    let denied = run(
+        &mut b.cli(&bob),
+        &["deny", &id, "--reason", "use the read-only role"],
+    );
+    assert_eq!(denied.code, 0, "{}", denied.err);
+    assert!(denied.out.contains("denied by bob"), "{}", denied.out);
+    let done = ran(waiter.wait_with_output().unwrap());
+    assert_eq!(done.code, 3, "{}", done.err);
+    assert!(
+        done.err.contains(&format!(
+            "request {id} was denied by bob: use the read-only role"
+        )),
+        "{}",
+        done.err
+    );
+}
+
+#[test]
+fn ctrl_c_stops_waiting_with_exit_130_and_a_timeout_with_exit_8() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers", "oncall"], true, &[]);
+    let args = [
+        "request",
+        "--role",
+        PRODUCTION,
+        "-d",
+        "30m",
+        "-r",
+        "check the queue",
+        "-t",
+        "INC-8",
+        "--wait",
+    ];
+    let waiter = b
+        .cli(&alice)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for_own_pending(&b, &alice);
+    let kill = Command::new("kill")
+        .args(["-INT", &waiter.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let done = ran(waiter.wait_with_output().unwrap());
+    assert_eq!(done.code, 130, "{}", done.err);
+    assert!(
+        done.err.contains(&format!("request {id} stays pending")),
+        "{}",
+        done.err
+    );
+    let shown = run(&mut b.cli(&alice), &["show", &id, "--output", "json"]).json();
+    assert_eq!(shown["status"], "pending");
+
+    let start = Instant::now();
+    let mut timed = args.to_vec();
+    timed.extend_from_slice(&["--timeout", "2s"]);
+    let r = run(&mut b.cli(&alice), &timed);
+    assert_eq!(r.code, 8, "{}", r.err);
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert!(r.err.contains("stays pending"), "{}", r.err);
+
+    // On a terminal, waiting shows a spinner with the elapsed time.
+    let command = format!(
+        "{BIN} request --role {PRODUCTION} -d 30m -r on-a-terminal -t INC-9 --wait --timeout 3s"
+    );
+    let r = run(
+        &mut b.command(Path::new("script"), &alice),
+        &["-q", "-e", "-c", &command, "/dev/null"],
+    );
+    assert_eq!(r.code, 8, "{}{}", r.out, r.err);
+    assert!(
+        r.out.contains("elapsed, Ctrl-C to stop waiting"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("\u{1b}[2K"),
+        "the line is redrawn in place: {:?}",
+        r.out
+    );
+
+    // Withdrawing it is the requester's call.
+    let c = run(&mut b.cli(&alice), &["cancel", &id]);
+    assert_eq!(c.code, 0, "{}", c.err);
+    assert!(c.out.contains("cancelled"), "{}", c.out);
+}
+
+#[test]
+fn refusals_exit_with_distinct_codes_and_print_the_servers_message() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+
+    // 403: no policy lets a developer outside the data team ask for data roles.
+    let r = run(
+        &mut b.cli(&alice),
+        &["request", "--role", DATA, "-d", "1h", "-r", "peek"],
+    );
+    assert_eq!(r.code, 3, "{}", r.err);
+    assert!(r.err.contains("(policy_denied)"), "{}", r.err);
+    assert!(
+        r.err.contains("DENY"),
+        "the explanation is shown: {}",
+        r.err
+    );
+
+    // The online dry run says the same, and allows what is allowed.
+    let r = run(
+        &mut b.cli(&alice),
+        &["explain", "--role", DATA, "-d", "1h", "-r", "x"],
+    );
+    assert_eq!(r.code, 3, "{}", r.err);
+    let r = run(
+        &mut b.cli(&alice),
+        &["explain", "--role", STAGING, "-d", "1h", "-r", "x"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.contains("allowed: the grant would be active at once"),
+        "{}",
+        r.out
+    );
+
+    // 404: unknown request.
+    let r = run(&mut b.cli(&alice), &["show", "01KAQ3Z7V1W0000000000000AB"]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.err.contains("(not_found)"), "{}", r.err);
+
+    // 409: cancelling an active grant.
+    let id = request(&b, &alice, STAGING, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = run(&mut b.cli(&alice), &["cancel", &id]);
+    assert_eq!(r.code, 5, "{}", r.err);
+    assert!(r.err.contains("(not_pending)"), "{}", r.err);
+
+    // 401: a token signed with another secret.
+    let forged_token = {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("TOLLGATE_DEV_SECRET", "another-secret-0123456789abcdef")
+            .args(["dev", "token", "--sub", "alice", "--group", "developers"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let r = run(&mut b.cli(&forged_token), &["list"]);
+    assert_eq!(r.code, 7, "{}", r.err);
+    assert!(!r.err.contains(&forged_token));
+
+    // No grant for a role: exit 4 and the request command to run.
+    let bob = b.token("bob", &["developers"], false, &[]);
+    let r = run(
+        &mut b.cli(&bob),
+        &[
+            "credentials",
+            "--role",
+            STAGING,
+            "--format",
+            "credential-process",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.out.is_empty());
+    assert!(
+        r.err
+            .contains(&format!("tollgate request --role {STAGING}")),
+        "{}",
+        r.err
+    );
+}
+
+#[test]
+fn revoking_ends_the_grant_and_forgets_its_cached_credentials() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    let id = request(&b, &alice, STAGING, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = run(&mut b.cli(&alice), &["credentials", "--role", STAGING]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.starts_with("export AWS_ACCESS_KEY_ID="),
+        "env is the default"
+    );
+    assert_eq!(std::fs::read_dir(b.cache_dir()).unwrap().count(), 1);
+
+    let r = run(
+        &mut b.cli(&alice),
+        &["revoke", &id, "--reason", "done early"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("revoked by alice"), "{}", r.out);
+    assert_eq!(std::fs::read_dir(b.cache_dir()).unwrap().count(), 0);
+    let r = run(
+        &mut b.cli(&alice),
+        &[
+            "credentials",
+            "--role",
+            STAGING,
+            "--format",
+            "credential-process",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+
+    let list = run(&mut b.cli(&alice), &["list"]);
+    assert_eq!(list.code, 0);
+    let row = list.out.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("revoked"), "{row}");
+}
+
+#[test]
+fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    let id = request(&b, &alice, STAGING, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(run(&mut b.cli(&alice), &["credentials", &id]).code, 0);
+    let ok = run(
+        &mut b.cli(&alice),
+        &["audit", "verify", &id, "--output", "json"],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.err);
+    assert_eq!(ok.json()["verified"], true);
+    assert_eq!(ok.json()["events"], 2);
+
+    // Edit the first event's reason directly in DynamoDB.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let clients = Emulator::shared().unwrap().clients().await;
+        use tollgate::aws::schema;
+        let key = |sk: String| {
+            [
+                (
+                    schema::PK.to_owned(),
+                    AttributeValue::S(schema::request_pk(
+                        id.parse::<tollgate::domain::RequestId>().unwrap(),
+                    )),
+                ),
+                (schema::SK.to_owned(), AttributeValue::S(sk)),
+            ]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>()
+        };
+        let sk = schema::event_sk(1);
+        let item = clients
+            .dynamodb
+            .get_item()
+            .table_name(&b.table)
+            .set_key(Some(key(sk)))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let event = item[schema::EVENT].as_s().unwrap();
+        let edited = event.replace("investigate the failed deploy", "routine check");
+        assert_ne!(&edited, event);
+        clients
+            .dynamodb
+            .put_item()
+            .table_name(&b.table)
+            .set_item(Some({
+                let mut i = item.clone();
+                i.insert(schema::EVENT.into(), AttributeValue::S(edited));
+                i
+            }))
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let bad = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    assert_eq!(bad.code, 1, "{}", bad.out);
+    assert!(bad.err.contains("event 1 was altered"), "{}", bad.err);
+    let mut direct = b.cli(&alice);
+    aws_env(&mut direct, &b.endpoint);
+    let bad = run(&mut direct, &["audit", "verify", &id, "--table", &b.table]);
+    assert_eq!(bad.code, 1, "{}", bad.err);
+    assert!(bad.err.contains("(first bad event: 1)"), "{}", bad.err);
+}
