@@ -28,7 +28,7 @@ build:
 	$(CARGO) build --workspace --bins
 
 test: venv lint build
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 	@if [ -x scripts/check-templates ]; then scripts/check-templates; fi
 
 demo: build

@@ -10,6 +10,7 @@ SOAK_ARGS ?=
 bench: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests --bins
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
+	$(CARGO) bench -p tollgate --bench decide
 
 soak: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests --bins
