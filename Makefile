@@ -13,6 +13,7 @@ help:
 	@echo "make test     every check CI runs: fmt, clippy, all tests, template checks"
 	@echo "make up/down  start/stop the local broker (emulator, table, example roles, server)"
 	@echo "make bench    benchmarks (not part of make test)"
+	@echo "make fuzz     cargo-fuzz targets, 1M executions each (nightly; not part of make test)"
 	@echo "make package  release Lambda bundles under target/lambda/"
 
 # The Python tools (emulator, awscli, template linters), pinned in scripts/requirements.txt.
@@ -37,3 +38,4 @@ test: venv lint build
 	@if [ -x scripts/check-templates ]; then scripts/check-templates; fi
 
 -include infra/infra.mk
+-include fuzz/fuzz.mk
