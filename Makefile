@@ -3,8 +3,6 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-VENV ?= $(CURDIR)/.venv
-export TOLLGATE_VENV ?= $(VENV)
 
 .PHONY: help venv test lint fmt build demo up down bench package clean-local
 
@@ -17,11 +15,8 @@ help:
 	@echo "make package  release Lambda bundles under target/lambda/"
 
 # The Python tools (emulator, awscli, template linters), pinned in scripts/requirements.txt.
-venv: $(VENV)/.installed
-$(VENV)/.installed: scripts/requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
-	touch $@
+venv:
+	scripts/aws-local venv >/dev/null
 
 fmt:
 	$(CARGO) fmt --all
@@ -36,6 +31,15 @@ build:
 test: venv lint build
 	$(CARGO) test --workspace
 	@if [ -x scripts/check-templates ]; then scripts/check-templates; fi
+
+demo: build
+	scripts/demo
+
+up: build
+	scripts/local-broker up
+
+down:
+	scripts/local-broker down
 
 -include infra/infra.mk
 -include fuzz/fuzz.mk

@@ -1,1 +1,12 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: a local Lambda Runtime API for
+//! the function binaries, API Gateway event builders, a real local broker
+//! over the emulator, and a recording proxy for what it sends to STS.
+
+// This crate exists only to support tests: a helper that cannot do its job
+// fails the test on the spot, with a message saying why.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod apigw;
+pub mod broker;
+pub mod runtime_api;
+pub mod sts_proxy;

@@ -1,1 +1,37 @@
-//! The HTTP API: one router served by the Lambda functions and `tollgate serve`.
+//! The HTTP API: one router served by the Lambda functions and `tollgate
+//! serve`, so both run a single code path.
+//!
+//! - [`auth`] and [`caller`]: who is calling (API Gateway claims or a locally
+//!   verified token).
+//! - [`routes`] and [`handlers`]: the routes of DESIGN.md, mounted per
+//!   function ([`RouteSet`]).
+//! - [`input`], [`error`], [`pagination`]: strict input, the one error
+//!   shape, sealed page tokens.
+//! - [`notify`]: signed webhooks; [`settings`]: the secret settings.
+//! - [`sweep`]: expiry and lapse; [`local`]: `tollgate serve`; [`lambda`]:
+//!   what the function binaries share.
+
+pub mod auth;
+pub mod caller;
+pub mod clock;
+pub(crate) mod crypto;
+pub mod error;
+pub mod handlers;
+pub mod input;
+pub mod lambda;
+pub mod local;
+pub mod notify;
+pub mod pagination;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod sweep;
+
+pub use caller::Caller;
+pub use error::{ApiError, ApiResult};
+pub use lambda::init_tracing;
+pub use routes::router;
+pub use state::{AppState, RouteSet, StartupError, StateOptions};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+//! Route handlers, one file per Lambda function, and what they share:
+//! loading a request, deciding who may see or act on it, applying a
+//! lifecycle command with retries on benign version conflicts, and the
+//! JSON shape of a request.
+//!
+//! Who may do what, in code on top of policy: the requester may always
+//! read, cancel (pending) and revoke (active) their own request, and is the
+//! only one who gets credentials; anyone else may read it when `read` or
+//! `approve` is permitted for them on its role, and otherwise gets 404;
+//! approve and deny need `approve` (403 `policy_denied` when visible but not
+//! permitted); revoke by others needs `revoke`.
+//!
+//! Response bodies:
+//! - a request: the stored [`AccessRequest`] as JSON (`id`, `requester`
+//!   `{sub, groups, tags, mfa}`, `role_arn`, `duration`, `reason`, `ticket`,
+//!   `session_policy`, `status`, `version`, `created_at`, `pending_deadline`,
+//!   `window_start`, `window_end`, `approvals_required`, `approvals`,
+//!   `digest`, `closed_by`, `closed_reason`, `closed_at`,
+//!   `credentials_issued`, `chain_head`), with `status` as of now (a pending
+//!   request past its deadline reads `lapsed`, an active grant past its
+//!   window `expired`); `GET /requests/{id}` adds `events` (the hash chain,
+//!   verifiable with `audit::chain::verify(events, chain_head, version)`);
+//! - `POST /requests`: 201 and the request (`Location` header; a replayed
+//!   `Idempotency-Key` answers 201 with the same request and
+//!   `Idempotent-Replayed: true`);
+//! - `POST /requests?dry_run=true`: 200 `{dry_run, allowed, outcome:
+//!   "active"|"pending"|"denied", auto_approved, approvals_required,
+//!   max_duration_seconds, decision, auto_approve, explanation}`;
+//! - `GET /requests`: 200 `{items: [request...], next_token}`;
+//! - `POST /requests/{id}/credentials`: 200 `{access_key_id,
+//!   secret_access_key, session_token, expiration, request_id,
+//!   session_name, window_end}` with `Cache-Control: no-store`;
+//! - errors: `{"error": {"code", "message"}}`, plus `explanation` (the
+//!   decision JSON and its text) on 403 `policy_denied`.
+
+pub mod credentials;
+pub mod health;
+pub mod requests;
+pub mod reviews;
+pub mod revocations;
+
+use super::{AppState, Caller};
+use crate::BrokerError;
+use crate::audit::Decision as LoggedDecision;
+use crate::aws::StoreError;
+use crate::domain::{AccessRequest, Event, Identity, Reason, RequestId, RoleInfo, Timestamp};
+use crate::policy::{Action, Decision, Query, QueryContext};
+use serde_json::Value;
+
+/// Transitions retried after a version conflict before giving up.
+const MAX_TRANSITION_ATTEMPTS: usize = 3;
+
+/// The one answer for a request that does not exist or may not be seen.
+pub(crate) fn not_found(id: &str) -> BrokerError {
+    BrokerError::NotFound(format!(
+        "request {} was not found",
+        crate::domain::quote(id)
+    ))
+}
+
+/// A request id from the path: malformed ids are bad input.
+pub(crate) fn parse_id(raw: &str) -> Result<RequestId, BrokerError> {
+    Ok(RequestId::parse(raw)?)
+}
+
+/// A free-text field checked as a [`Reason`] but reported under its own name.
+pub(crate) fn text_field(field: &'static str, value: &str) -> Result<Reason, BrokerError> {
+    Reason::parse(value).map_err(|e| {
+        let message = match e.message.strip_prefix("reason") {
+            Some(rest) => format!("{field}{rest}"),
+            None => e.message,
+        };
+        super::input::field_error(field, message)
+    })
+}
+
+/// The policy question `action` by `caller` about an existing request.
+pub(crate) fn query<'a>(
+    caller: &'a Caller,
+    action: Action,
+    role: &'a RoleInfo,
+    req: &'a AccessRequest,
+    now: Timestamp,
+) -> Query<'a> {
+    Query {
+        principal: &caller.identity,
+        action,
+        role,
+        context: QueryContext {
+            duration_seconds: req.duration.seconds(),
+            reason: req.reason.as_str(),
+            ticket: req.ticket.as_ref().map(|t| t.as_str()),
+            source_ip: caller.source_ip.as_deref(),
+            now,
+            requester: Some(&req.requester),
+            approvals_so_far: u32::try_from(req.approvals.len()).unwrap_or(u32::MAX),
+        },
+    }
+}
+
+/// Decides `q` and writes the decision's audit line.
+pub(crate) fn decide_logged(
+    state: &AppState,
+    q: &Query<'_>,
+    request_id: Option<RequestId>,
+) -> Decision {
+    let decision = state.policy.decide(q);
+    let policies: Vec<String> = if decision.allowed {
+        decision.permitted_by.iter().map(|p| p.id.clone()).collect()
+    } else {
+        decision.forbidden_by.iter().map(|p| p.id.clone()).collect()
+    };
+    let actor = crate::domain::Actor::User(q.principal.sub.clone());
+    state.audit.decision(&LoggedDecision {
+        action: q.action.as_str(),
+        request_id,
+        actor: &actor,
+        role: &q.role.arn,
+        allowed: decision.allowed,
+        policies: &policies,
+    });
+    if !decision.errors.is_empty() {
+        tracing::warn!(action = q.action.as_str(), errors = ?decision.errors, "policy evaluation errors");
+    }
+    decision
+}
+
+/// 403 `policy_denied` with the explanation.
+pub(crate) fn policy_denied(decision: &Decision) -> BrokerError {
+    let why = match decision.forbidden_by.first() {
+        Some(p) => format!("forbidden by policy `{}`", p.id),
+        None => "no policy permits it".to_owned(),
+    };
+    BrokerError::Denied {
+        code: "policy_denied",
+        message: format!(
+            "`{}` on `{}` is not allowed: {why}",
+            decision.action, decision.role
+        ),
+        explanation: Some(explanation(decision)),
+    }
+}
+
+/// A decision as JSON plus its explanation for people.
+pub(crate) fn explanation(decision: &Decision) -> Value {
+    let mut v = decision.to_json();
+    v["explanation"] = Value::String(decision.explain());
+    v
+}
+
+/// The permitting policies' ids.
+pub(crate) fn permitting(decision: &Decision) -> Vec<String> {
+    decision.permitted_by.iter().map(|p| p.id.clone()).collect()
+}
+
+/// Reads request `id`, or 404.
+pub(crate) async fn load(state: &AppState, id: RequestId) -> Result<AccessRequest, BrokerError> {
+    state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// Whether `caller` may see `req`: the requester always; anyone else when
+/// `read` or `approve` is permitted on the role. Others get the same 404 as
+/// for a request that does not exist. Returns the role as IAM describes it
+/// (`None` only for the requester, when the role no longer exists).
+pub(crate) async fn authorize_view(
+    state: &AppState,
+    caller: &Caller,
+    req: &AccessRequest,
+    now: Timestamp,
+) -> Result<Option<RoleInfo>, BrokerError> {
+    let role = state.roles.describe(&req.role_arn).await?;
+    if is_requester(&caller.identity, req) {
+        return Ok(role);
+    }
+    let Some(role) = role else {
+        return Err(not_found(&req.id.to_string()));
+    };
+    let read = decide_logged(
+        state,
+        &query(caller, Action::Read, &role, req, now),
+        Some(req.id),
+    );
+    if read.allowed {
+        return Ok(Some(role));
+    }
+    if state
+        .policy
+        .decide(&query(caller, Action::Approve, &role, req, now))
+        .allowed
+    {
+        return Ok(Some(role));
+    }
+    Err(not_found(&req.id.to_string()))
+}
+
+/// Whether `who` asked for `req`.
+pub(crate) fn is_requester(who: &Identity, req: &AccessRequest) -> bool {
+    &who.sub == req.requester_id()
+}
+
+/// Applies `step` to the request and persists the result. On a version
+/// conflict (someone changed it meanwhile) the request is read again and
+/// `step` applied again, up to three times, so benign concurrent updates do
+/// not fail the caller; `step` re-checks everything against the fresh copy.
+pub(crate) async fn transition<F>(
+    state: &AppState,
+    first: AccessRequest,
+    mut step: F,
+) -> Result<(AccessRequest, Event), BrokerError>
+where
+    F: FnMut(&AccessRequest) -> Result<(AccessRequest, Event), BrokerError>,
+{
+    let mut current = first;
+    for attempt in 1..=MAX_TRANSITION_ATTEMPTS {
+        let (next, event) = step(&current)?;
+        match state.store.transition(current.version, &next, &event).await {
+            Ok(()) => {
+                state.audit.transition(&next, &event);
+                return Ok((next, event));
+            }
+            Err(StoreError::Conflict) if attempt < MAX_TRANSITION_ATTEMPTS => {
+                tracing::info!(request_id = %current.id, attempt, "version conflict; reading the request again");
+                current = load(state, current.id).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// A request as the API shows it: the stored request with `status` as of
+/// `now` (a pending request past its deadline reads `lapsed`, an active
+/// grant past its window `expired`).
+pub(crate) fn request_json(req: &AccessRequest, now: Timestamp) -> Value {
+    let mut v = serde_json::to_value(req).unwrap_or(Value::Null);
+    v["status"] = Value::String(req.effective_status(now).as_str().to_owned());
+    v
+}
+
+/// A request with its audit events.
+pub(crate) fn request_with_events_json(
+    req: &AccessRequest,
+    events: &[Event],
+    now: Timestamp,
+) -> Value {
+    let mut v = request_json(req, now);
+    v["events"] = serde_json::to_value(events).unwrap_or(Value::Array(Vec::new()));
+    v
+}

@@ -1,0 +1,396 @@
+//! The `requests` function: create (and dry-run), list, show and cancel.
+
+use super::{
+    authorize_view, decide_logged, explanation, is_requester, load, parse_id, permitting,
+    policy_denied, request_json, request_with_events_json, text_field, transition,
+};
+use crate::BrokerError;
+use crate::api::input::{JsonObject, LimitedBody, field_error, query_pairs};
+use crate::api::notify::Notice;
+use crate::api::pagination::PageBinding;
+use crate::api::{ApiResult, AppState, Caller};
+use crate::audit::metrics;
+use crate::aws::{Created, PageKey, PageRequest};
+use crate::domain::{
+    AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, RequestId, RoleArn,
+    SessionPolicy, Status, Ticket, Timestamp,
+};
+use crate::policy::{Action, Query, QueryContext};
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Default and largest page sizes for `GET /requests`.
+const DEFAULT_LIMIT: u32 = 50;
+/// Store pages read per listing call while filtering, at most.
+const MAX_STORE_PAGES: usize = 5;
+
+/// The validated body of `POST /requests`.
+struct CreateInput {
+    role_arn: RoleArn,
+    duration_seconds: u64,
+    reason: crate::domain::Reason,
+    ticket: Option<Ticket>,
+    session_policy: Option<SessionPolicy>,
+}
+
+impl CreateInput {
+    fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+        let o = JsonObject::parse(
+            body,
+            &[
+                "role_arn",
+                "duration_seconds",
+                "reason",
+                "ticket",
+                "session_policy",
+            ],
+        )?;
+        Ok(Self {
+            role_arn: RoleArn::parse(o.required_str("role_arn")?)?,
+            duration_seconds: o.required_u64("duration_seconds")?,
+            reason: text_field("reason", o.required_str("reason")?)?,
+            ticket: o.optional_str("ticket")?.map(Ticket::parse).transpose()?,
+            session_policy: o
+                .optional_value("session_policy")
+                .map(SessionPolicy::parse)
+                .transpose()?,
+        })
+    }
+
+    /// sha256 over what was asked, so a reused idempotency key with another
+    /// body is told apart.
+    fn fingerprint(&self) -> String {
+        let canonical = json!([
+            self.role_arn.as_str(),
+            self.duration_seconds,
+            self.reason.as_str(),
+            self.ticket.as_ref().map(Ticket::as_str),
+            self.session_policy
+                .as_ref()
+                .map(SessionPolicy::as_compact_json),
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+fn flag(params: &[(String, String)], name: &str) -> Result<bool, BrokerError> {
+    match params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(BrokerError::invalid(format!(
+            "`{name}` must be `true` or `false`, not {}",
+            crate::domain::quote(other)
+        ))),
+    }
+}
+
+/// `POST /requests` (and `?dry_run=true`).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Response> {
+    let now = state.clock.now();
+    let params = query_pairs(raw_query.as_deref(), &["dry_run"])?;
+    let dry_run = flag(&params, "dry_run")?;
+    let input = CreateInput::parse(&body)?;
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| field_error("idempotency_key", "`Idempotency-Key` is not text".into()))
+                .and_then(|s| IdempotencyKey::parse(s).map_err(BrokerError::from))
+        })
+        .transpose()?;
+    let role = state
+        .roles
+        .describe(&input.role_arn)
+        .await?
+        .ok_or_else(|| BrokerError::InvalidInput {
+            code: "unknown_role",
+            message: format!(
+                "role `{}` does not exist or cannot be described",
+                input.role_arn
+            ),
+        })?;
+    let approvals_required = role.approvals_required()?;
+    let max_duration = role.max_duration_seconds(state.config.max_duration_seconds)?;
+    let duration = GrantDuration::new(input.duration_seconds, max_duration)?;
+    let ask = |action| Query {
+        principal: &caller.identity,
+        action,
+        role: &role,
+        context: QueryContext {
+            duration_seconds: duration.seconds(),
+            reason: input.reason.as_str(),
+            ticket: input.ticket.as_ref().map(Ticket::as_str),
+            source_ip: caller.source_ip.as_deref(),
+            now,
+            requester: None,
+            approvals_so_far: 0,
+        },
+    };
+    let decision = decide_logged(&state, &ask(Action::Request), None);
+    let auto = decision
+        .allowed
+        .then(|| decide_logged(&state, &ask(Action::AutoApprove), None));
+    let auto_approved = auto.as_ref().is_some_and(|d| d.allowed);
+    if dry_run {
+        let outcome = match (decision.allowed, auto_approved) {
+            (false, _) => "denied",
+            (true, true) => "active",
+            (true, false) => "pending",
+        };
+        let mut text = decision.explain();
+        if let Some(a) = &auto {
+            text.push_str(&a.explain());
+        }
+        let body = json!({
+            "dry_run": true,
+            "allowed": decision.allowed,
+            "outcome": outcome,
+            "auto_approved": auto_approved,
+            "approvals_required": if auto_approved { 0 } else { approvals_required },
+            "max_duration_seconds": max_duration,
+            "decision": explanation(&decision),
+            "auto_approve": auto.as_ref().map(explanation),
+            "explanation": text,
+        });
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    if !decision.allowed {
+        state.metrics.count(metrics::DENIALS, "request", 1);
+        return Err(policy_denied(&decision).into());
+    }
+    let mut policies = permitting(&decision);
+    if let Some(a) = auto.as_ref().filter(|a| a.allowed) {
+        policies.extend(permitting(a));
+    }
+    let fingerprint = input.fingerprint();
+    let new = NewRequest {
+        id: RequestId::generate(now),
+        requester: caller.identity.clone(),
+        role_arn: input.role_arn,
+        duration,
+        reason: input.reason,
+        ticket: input.ticket,
+        session_policy: input.session_policy,
+        approvals_required,
+        pending_ttl_seconds: state.config.pending_ttl_seconds,
+    };
+    let (req, event) = AccessRequest::create(new, auto_approved, policies, now);
+    let idem = idempotency_key.as_ref().map(|k| (k, fingerprint.as_str()));
+    let (stored, replayed) = match state.store.create(&req, &event, idem).await? {
+        Created::New => {
+            state.audit.transition(&req, &event);
+            state.metrics.count(metrics::REQUESTS_CREATED, "create", 1);
+            let notice = if req.status == Status::Active {
+                Notice::AutoApproved(&req)
+            } else {
+                Notice::Pending(&req)
+            };
+            state.notifier.notify(notice).await;
+            (req, false)
+        }
+        Created::Existing(existing) => (existing, true),
+    };
+    let mut response = (StatusCode::CREATED, Json(request_json(&stored, now))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/requests/{}", stored.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Which requests `GET /requests` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Mine,
+    Reviewable,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Mine => "mine",
+            Self::Reviewable => "reviewable",
+        }
+    }
+}
+
+/// `GET /requests?scope=mine|reviewable&status=&limit=&next_token=`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw_query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let params = query_pairs(
+        raw_query.as_deref(),
+        &["scope", "status", "limit", "next_token"],
+    )?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let scope = match get("scope") {
+        None | Some("mine") => Scope::Mine,
+        Some("reviewable") => Scope::Reviewable,
+        Some(other) => {
+            return Err(BrokerError::invalid(format!(
+                "scope {} is not `mine` or `reviewable`",
+                crate::domain::quote(other)
+            ))
+            .into());
+        }
+    };
+    let status = match get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            BrokerError::invalid(format!(
+                "status {} is not one of `pending`, `active`, `denied`, `cancelled`, `revoked`, `expired`, `lapsed`",
+                crate::domain::quote(s)
+            ))
+        })?),
+    };
+    if scope == Scope::Reviewable && status.is_some_and(|s| s != Status::Pending) {
+        return Err(BrokerError::invalid(
+            "scope `reviewable` lists pending requests only; leave out `status` or use `pending`",
+        )
+        .into());
+    }
+    let limit = match get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                BrokerError::invalid(format!(
+                    "limit {} is not a number from 1 to {}",
+                    crate::domain::quote(v),
+                    PageRequest::MAX_LIMIT
+                ))
+            })?,
+    };
+    let status_name = status.map(Status::as_str);
+    let binding = PageBinding {
+        sub: caller.identity.sub.as_str(),
+        scope: scope.as_str(),
+        status: status_name,
+    };
+    let mut start: Option<PageKey> = match get("next_token").filter(|t| !t.is_empty()) {
+        Some(token) => Some(state.pages.open(binding, token, now)?),
+        None => None,
+    };
+    let mut items = Vec::new();
+    let mut next = None;
+    for _ in 0..MAX_STORE_PAGES {
+        let want = limit - u32::try_from(items.len()).unwrap_or(limit);
+        let page = PageRequest { limit: want, start };
+        let page = match scope {
+            Scope::Mine => {
+                state
+                    .store
+                    .list_by_requester(&caller.identity.sub, page)
+                    .await?
+            }
+            Scope::Reviewable => state.store.list_pending(None, page).await?,
+        };
+        for req in page.items {
+            let keep = match scope {
+                Scope::Mine => status.is_none_or(|s| req.effective_status(now) == s),
+                Scope::Reviewable => reviewable(&state, &caller, &req, now).await?,
+            };
+            if keep {
+                items.push(request_json(&req, now));
+            }
+        }
+        next = page.next;
+        if next.is_none() || items.len() >= limit as usize {
+            break;
+        }
+        start = next.clone();
+    }
+    let next_token = next.map(|key| state.pages.seal(binding, &key, now));
+    Ok(Json(json!({ "items": items, "next_token": next_token })))
+}
+
+/// Whether `caller` can act on pending `req` now: someone else's, still
+/// pending, not yet approved by them, and `approve` permitted.
+async fn reviewable(
+    state: &AppState,
+    caller: &Caller,
+    req: &AccessRequest,
+    now: Timestamp,
+) -> Result<bool, BrokerError> {
+    if is_requester(&caller.identity, req)
+        || req.effective_status(now) != Status::Pending
+        || req
+            .approvals
+            .iter()
+            .any(|a| a.approver == caller.identity.sub)
+    {
+        return Ok(false);
+    }
+    let Some(role) = state.roles.describe(&req.role_arn).await? else {
+        return Ok(false);
+    };
+    Ok(state
+        .policy
+        .decide(&super::query(caller, Action::Approve, &role, req, now))
+        .allowed)
+}
+
+/// `GET /requests/{id}`: the request with its events and approvals.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let id = parse_id(&raw_id)?;
+    let (req, events) = state
+        .store
+        .get_with_events(id)
+        .await?
+        .ok_or_else(|| super::not_found(&raw_id))?;
+    authorize_view(&state, &caller, &req, now).await?;
+    Ok(Json(request_with_events_json(&req, &events, now)))
+}
+
+/// `POST /requests/{id}/cancel`: the requester withdraws a pending request.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let id = parse_id(&raw_id)?;
+    JsonObject::parse(&body, &[])?;
+    let req = load(&state, id).await?;
+    authorize_view(&state, &caller, &req, now).await?;
+    let actor = caller.actor();
+    let (next, _) = transition(&state, req, |current| {
+        Ok(current.apply(Command::Cancel, &actor, now)?)
+    })
+    .await?;
+    Ok(Json(request_json(&next, now)))
+}

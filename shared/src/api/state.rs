@@ -1,0 +1,226 @@
+//! Everything a handler needs, built once per cold start (or once by
+//! `tollgate serve`) and cloned into each request: configuration, AWS
+//! adapters, the policy engine, token verification, page sealing,
+//! notifications, the clock and the audit log.
+//!
+//! Each Lambda function builds only what its routes use: only
+//! `credentials` holds an STS issuer, only `revocations` and `expiry` a
+//! role-policy writer. The IaC grants each function exactly that.
+
+use super::auth::{Authenticator, TokenVerifier, VerifierError, VerifierSettings};
+use super::clock::Clock;
+use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
+use super::pagination::PageSealer;
+use super::settings::{Settings, SettingsError};
+use crate::audit::{AuditLog, Metrics};
+use crate::aws::{Issuer, Revoker, RoleDirectory, Store};
+use crate::config::{Config, ConfigError};
+use crate::policy::{PolicyEngine, PolicyError};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which routes a process serves; this also decides which AWS
+/// capabilities its state holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSet {
+    /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
+    /// `POST /requests/{id}/cancel`, `GET /health`.
+    Requests,
+    /// `POST /requests/{id}/approve` and `/deny`.
+    Reviews,
+    /// `POST /requests/{id}/credentials`.
+    Credentials,
+    /// `POST /requests/{id}/revoke`.
+    Revocations,
+    /// No routes: the scheduled expiry sweep.
+    Expiry,
+    /// Every route: the local server.
+    All,
+}
+
+impl RouteSet {
+    /// Whether this process may call STS to assume target roles.
+    pub const fn issues_credentials(self) -> bool {
+        matches!(self, Self::Credentials | Self::All)
+    }
+
+    /// Whether this process may write role policies.
+    pub const fn writes_role_policies(self) -> bool {
+        matches!(self, Self::Revocations | Self::Expiry | Self::All)
+    }
+
+    /// Whether this process evaluates policies.
+    pub const fn decides(self) -> bool {
+        !matches!(self, Self::Expiry)
+    }
+}
+
+/// The state shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Settings from the environment.
+    pub config: Arc<Config>,
+    /// The DynamoDB store.
+    pub store: Store,
+    /// IAM role descriptions (cached).
+    pub roles: RoleDirectory,
+    /// The loaded Cedar policies (an empty, deny-all set for `expiry`).
+    pub policy: PolicyEngine,
+    /// STS, only where credentials are minted.
+    pub issuer: Option<Issuer>,
+    /// Role-policy writes, only where grants are revoked or pruned.
+    pub revoker: Option<Revoker>,
+    /// How callers are identified.
+    pub auth: Authenticator,
+    /// Seals pagination tokens.
+    pub pages: PageSealer,
+    /// Webhooks.
+    pub notifier: Notifier,
+    /// Now.
+    pub clock: Clock,
+    /// Audit lines.
+    pub audit: AuditLog,
+    /// EMF metrics.
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("table", &self.config.table)
+            .field("policies", &self.policy.policy_count())
+            .field("issuer", &self.issuer.is_some())
+            .field("revoker", &self.revoker.is_some())
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A `TOLLGATE_*` setting is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policies do not load or validate.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The secret settings could not be read.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A webhook is misconfigured.
+    #[error(transparent)]
+    Notify(#[from] NotifyConfigError),
+    /// Tokens cannot be verified.
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+    /// Another start-up problem.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What [`AppState::build`] needs besides the AWS configuration.
+pub struct StateOptions {
+    /// Settings.
+    pub config: Config,
+    /// Which routes (and so which capabilities).
+    pub routes: RouteSet,
+    /// How callers are identified.
+    pub auth: Authenticator,
+    /// Secret settings.
+    pub settings: Settings,
+    /// The clock.
+    pub clock: Clock,
+    /// The audit log (stdout unless a test captures it).
+    pub audit: AuditLog,
+}
+
+impl AppState {
+    /// Builds the state from one `SdkConfig`: clients, the store, the role
+    /// directory, the policies (for every route set but expiry), and the
+    /// capabilities `options.routes` needs.
+    pub fn build(sdk: &aws_config::SdkConfig, options: StateOptions) -> Result<Self, StartupError> {
+        let StateOptions {
+            config,
+            routes,
+            auth,
+            settings,
+            clock,
+            audit,
+        } = options;
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let iam = aws_sdk_iam::Client::new(sdk);
+        let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds());
+        let roles = RoleDirectory::new(
+            iam.clone(),
+            Duration::from_secs(u64::from(config.role_cache_seconds)),
+        );
+        let policy = if routes.decides() {
+            PolicyEngine::load_dir(&config.policy_dir)?
+        } else {
+            // INVARIANT: the sweep authorises nothing; an empty set denies all.
+            PolicyEngine::from_sources(&[])?
+        };
+        let issuer = routes
+            .issues_credentials()
+            .then(|| Issuer::new(aws_sdk_sts::Client::new(sdk)));
+        let revoker = routes.writes_role_policies().then(|| Revoker::new(iam));
+        let pages = match &settings.pagination_key {
+            Some(key) => PageSealer::new(key.expose_secret().as_bytes()),
+            None => PageSealer::random(),
+        };
+        let notifier = Notifier::new(
+            &settings.webhook_urls,
+            settings.webhook_signing_secret.clone(),
+            DEFAULT_BUDGET,
+        )?;
+        let metrics = Metrics::new(audit.sink());
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            roles,
+            policy,
+            issuer,
+            revoker,
+            auth,
+            pages,
+            notifier,
+            clock,
+            audit,
+            metrics,
+        })
+    }
+
+    /// The state of one Lambda function: configuration from the
+    /// environment, one `SdkConfig`, the settings secret, and claims from
+    /// API Gateway's JWT authorizer.
+    pub async fn for_lambda(routes: RouteSet) -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let sdk = crate::aws::load_sdk_config().await;
+        let settings = if matches!(routes, RouteSet::Expiry | RouteSet::Credentials) {
+            // These never list or notify: they do not read the secret.
+            Settings::default()
+        } else {
+            Settings::load(&sdk).await?
+        };
+        Self::build(
+            &sdk,
+            StateOptions {
+                config,
+                routes,
+                auth: Authenticator::ApiGateway,
+                settings,
+                clock: Clock::system(),
+                audit: AuditLog::stdout(),
+            },
+        )
+    }
+
+    /// A local verifier from the environment, for `tollgate serve`.
+    pub fn local_authenticator(settings: &VerifierSettings) -> Result<Authenticator, StartupError> {
+        Ok(Authenticator::Local(Arc::new(TokenVerifier::new(
+            settings,
+        )?)))
+    }
+}

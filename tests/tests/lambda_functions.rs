@@ -1,0 +1,541 @@
+//! The compiled Lambda function binaries, run as Lambda runs them: each is
+//! started with `AWS_LAMBDA_RUNTIME_API` pointing at a local Runtime API
+//! (`tollgate_tests::runtime_api`), polls for work, and answers API Gateway
+//! HTTP API (payload 2.0) events built from the real fixtures, or the
+//! EventBridge scheduled event, with the emulator behind. Also measures each
+//! function's init time (process start to first poll).
+//!
+//! The binaries must be built first (`cargo build -p tollgate-requests ...`
+//! or `make build`); the test says so when they are not.
+
+// Helpers outside `#[test]` functions fail the test loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tollgate::aws::testing::{Emulator, repo_root, unique_name};
+use tollgate::aws::{Created, Store};
+use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
+use tollgate_tests::apigw::{claims, fixture, http_event, response_parts};
+use tollgate_tests::runtime_api::{FunctionProcess, Outcome, RuntimeApi, workspace_binary};
+
+const FUNCTIONS: [&str; 5] = [
+    "requests",
+    "reviews",
+    "credentials",
+    "revocations",
+    "expiry",
+];
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Setup {
+    endpoint: String,
+    table: String,
+    logs: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
+        let clients = emulator.clients().await;
+        let table = unique_name("lambda");
+        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+            .await
+            .unwrap();
+        Self {
+            endpoint: emulator.endpoint().to_owned(),
+            table,
+            logs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The environment a deployed function gets, pointed at the emulator.
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("TOLLGATE_TABLE", self.table.as_str()),
+            ("TOLLGATE_ROLE_CACHE_SECONDS", "0"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain([(
+            "TOLLGATE_POLICY_DIR".to_owned(),
+            repo_root()
+                .join("infra")
+                .join("policies")
+                .display()
+                .to_string(),
+        )])
+        .collect()
+    }
+
+    /// Starts function `name` against a fresh Runtime API; returns both and
+    /// the init time.
+    async fn start(&self, name: &str) -> (RuntimeApi, FunctionProcess, Duration) {
+        let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
+        let runtime = RuntimeApi::start().await;
+        let process = FunctionProcess::spawn(&binary, &runtime, &self.env(), self.logs.path());
+        let first = runtime
+            .wait_for_polls(1, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} never polled for work; init error: {:?}",
+                    runtime.init_error()
+                )
+            });
+        let init = first.duration_since(process.started);
+        (runtime, process, init)
+    }
+}
+
+fn role(name: &str) -> String {
+    format!("arn:aws:iam::123456789012:role/tollgate/{name}")
+}
+
+fn alice() -> BTreeMap<String, String> {
+    claims(
+        "alice",
+        &["developers", "oncall"],
+        true,
+        &[("department", "data")],
+    )
+}
+
+fn bob() -> BTreeMap<String, String> {
+    claims("bob", &["sre"], true, &[])
+}
+
+async fn http(
+    runtime: &RuntimeApi,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    who: Option<&BTreeMap<String, String>>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    let event = http_event(method, path, body.as_deref(), who);
+    let response = runtime.invoke(event, INVOKE_TIMEOUT).await.response();
+    response_parts(&response)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
+    let setup = Setup::new().await;
+    let mut init_times = BTreeMap::new();
+
+    // requests: health, create (auto-approved and pending), show, refusals.
+    let (rt, mut requests, init) = setup.start("requests").await;
+    init_times.insert("requests", init);
+    let (status, body) = runtime_health(&rt).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let staging = json!({"role_arn": role("StagingDeveloper"), "duration_seconds": 900, "reason": "lambda test"});
+    let (status, created) = http(
+        &rt,
+        "POST",
+        "/requests",
+        Some(staging.clone()),
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(
+        (status, created["status"].as_str()),
+        (201, Some("active")),
+        "{created}"
+    );
+    let production = json!({"role_arn": role("ProductionOperator"), "duration_seconds": 1800,
+                            "reason": "lambda test", "ticket": "INC-77"});
+    let (status, pending) = http(&rt, "POST", "/requests", Some(production), Some(&alice())).await;
+    assert_eq!(
+        (status, pending["status"].as_str()),
+        (201, Some("pending")),
+        "{pending}"
+    );
+    let id = pending["id"].as_str().unwrap().to_owned();
+    let (status, _) = http(&rt, "POST", "/requests", Some(staging), None).await;
+    assert_eq!(status, 401, "no authorizer claims, no identity");
+    let (status, shown) = http(&rt, "GET", &format!("/requests/{id}"), None, Some(&bob())).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["events"].as_array().unwrap().len(), 1);
+    let (status, reviewable) =
+        http(&rt, "GET", "/requests?scope=reviewable", None, Some(&bob())).await;
+    assert_eq!(status, 200);
+    assert!(
+        reviewable["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id.as_str())
+    );
+    let (status, _) = http(
+        &rt,
+        "POST",
+        &format!("/requests/{id}/approve"),
+        Some(json!({"digest": pending["digest"]})),
+        Some(&bob()),
+    )
+    .await;
+    assert_eq!(status, 404, "approve is not a route of `requests`");
+    assert!(requests.is_running());
+    assert!(
+        requests
+            .stdout()
+            .lines()
+            .any(|l| l.contains("\"tollgate.audit\"") && l.contains(&id))
+    );
+
+    // reviews: approve; nothing else is mounted.
+    let (rt, _reviews, init) = setup.start("reviews").await;
+    init_times.insert("reviews", init);
+    let (status, _) = runtime_health(&rt).await;
+    assert_eq!(status, 404);
+    let (status, approved) = http(
+        &rt,
+        "POST",
+        &format!("/requests/{id}/approve"),
+        Some(json!({"digest": pending["digest"]})),
+        Some(&bob()),
+    )
+    .await;
+    assert_eq!(
+        (status, approved["status"].as_str()),
+        (200, Some("active")),
+        "{approved}"
+    );
+
+    // credentials: requester only; the credentials work.
+    let (rt, credentials, init) = setup.start("credentials").await;
+    init_times.insert("credentials", init);
+    let (status, _) = http(
+        &rt,
+        "POST",
+        &format!("/requests/{id}/credentials"),
+        Some(json!({})),
+        Some(&bob()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, creds) = http(
+        &rt,
+        "POST",
+        &format!("/requests/{id}/credentials"),
+        Some(json!({})),
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(status, 200, "{creds}");
+    let arn = caller_arn(&setup.endpoint, &creds).await;
+    assert_eq!(
+        arn,
+        format!("arn:aws:sts::123456789012:assumed-role/ProductionOperator/tollgate-{id}")
+    );
+    let secret = creds["secret_access_key"].as_str().unwrap();
+    assert!(
+        !credentials.stdout().contains(secret),
+        "a secret reached the function's log"
+    );
+
+    // revocations: an SRE ends the grant; the deny statement is on the role.
+    let (rt, _revocations, init) = setup.start("revocations").await;
+    init_times.insert("revocations", init);
+    let (status, revoked) = http(
+        &rt,
+        "POST",
+        &format!("/requests/{id}/revoke"),
+        Some(json!({"reason": "done"})),
+        Some(&bob()),
+    )
+    .await;
+    assert_eq!(
+        (status, revoked["status"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    let clients = Emulator::shared().unwrap().clients().await;
+    let doc = clients
+        .iam
+        .get_role_policy()
+        .role_name("ProductionOperator")
+        .policy_name("TollgateRevocations")
+        .send()
+        .await
+        .expect("the revocation statement");
+    assert!(doc.policy_document().contains(&format!("tollgate-{id}")));
+
+    // expiry: a scheduled event sweeps what is due, once.
+    let store = Store::new(clients.dynamodb.clone(), setup.table.clone(), 400 * 86_400);
+    let now = Timestamp::now();
+    let overdue = seed(&store, "ProductionOperator", false, now.plus(-2 * 86_400)).await;
+    let ended = seed(&store, "StagingDeveloper", true, now.plus(-7200)).await;
+    let (rt, _expiry, init) = setup.start("expiry").await;
+    init_times.insert("expiry", init);
+    let report = rt
+        .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
+        .await
+        .response();
+    assert_eq!(report["lapsed"], 1, "{report}");
+    assert_eq!(report["expired"], 1, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(
+        store.get(overdue).await.unwrap().unwrap().status.as_str(),
+        "lapsed"
+    );
+    assert_eq!(
+        store.get(ended).await.unwrap().unwrap().status.as_str(),
+        "expired"
+    );
+    let again = rt
+        .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
+        .await
+        .response();
+    assert_eq!(
+        (again["lapsed"].as_u64(), again["expired"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    for name in FUNCTIONS {
+        eprintln!("init time {name}: {:?}", init_times[name]);
+        assert!(
+            init_times[name] < Duration::from_secs(10),
+            "{name} took {:?} to start",
+            init_times[name]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_cannot_start_exits_without_polling() {
+    let setup = Setup::new().await;
+    let binary = workspace_binary("tollgate-requests", "tollgate-requests");
+    let runtime = RuntimeApi::start().await;
+    let mut env = setup.env();
+    env.push(("TOLLGATE_POLICY_DIR".into(), "/nonexistent/policies".into()));
+    let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while process.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "it kept running without policies"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        runtime
+            .wait_for_polls(1, Duration::from_millis(10))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
+    let setup = Setup::new().await;
+    let binary = workspace_binary("tollgate-expiry", "tollgate-expiry");
+    let runtime = RuntimeApi::start().await;
+    let mut env = setup.env();
+    // A table that does not exist: the sweep's first read fails.
+    env.push(("TOLLGATE_TABLE".into(), unique_name("missing")));
+    let _process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    match runtime
+        .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
+        .await
+    {
+        Outcome::Error { body, .. } => {
+            assert_eq!(body["errorType"], "internal", "{body}");
+            assert_eq!(
+                body["errorMessage"], "internal error",
+                "no detail leaks: {body}"
+            );
+        }
+        Outcome::Response(r) => panic!("the sweep succeeded on a missing table: {r}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_starts_are_measured_for_every_function() {
+    let setup = Setup::new().await;
+    let mut lines = Vec::new();
+    for name in FUNCTIONS {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let (_rt, _process, init) = setup.start(name).await;
+            times.push(init);
+        }
+        times.sort();
+        let size = std::fs::metadata(workspace_binary(&format!("tollgate-{name}"), name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        lines.push(format!(
+            "{name:12} init median {:>7.1} ms (min {:.1}, max {:.1}); binary {:.1} MiB (this profile)",
+            times[1].as_secs_f64() * 1000.0,
+            times[0].as_secs_f64() * 1000.0,
+            times[2].as_secs_f64() * 1000.0,
+            size as f64 / 1_048_576.0
+        ));
+        assert!(times[1] < Duration::from_secs(10), "{name}: {times:?}");
+    }
+    eprintln!("{}", lines.join("\n"));
+}
+
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+
+async fn webhook_receiver() -> (String, Received) {
+    let got: Received = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(got): axum::extract::State<Received>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    got.lock().unwrap().push((headers, body));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployed_settings_come_from_secrets_manager_and_page_tokens_survive_cold_starts() {
+    let setup = Setup::new().await;
+    let (hook, got) = webhook_receiver().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&Emulator::shared().unwrap().sdk_config().await);
+    let secret = sm
+        .create_secret()
+        .name(unique_name("tollgate-settings"))
+        .secret_string(
+            json!({"webhook_urls": [hook], "webhook_signing_secret": "from-secrets-manager",
+                   "pagination_key": "a-pagination-key-shared-by-every-instance"})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_owned();
+    let start = |with_secret: bool| {
+        let setup = &setup;
+        let arn = arn.clone();
+        async move {
+            let binary = workspace_binary("tollgate-requests", "tollgate-requests");
+            let runtime = RuntimeApi::start().await;
+            let mut env = setup.env();
+            if with_secret {
+                env.push(("TOLLGATE_SETTINGS_SECRET_ARN".into(), arn));
+            }
+            let process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+            (runtime, process)
+        }
+    };
+    let (first, _p1) = start(true).await;
+    let production = json!({"role_arn": role("ProductionOperator"), "duration_seconds": 900,
+                            "reason": "settings test", "ticket": "INC-5"});
+    for _ in 0..3 {
+        let (status, _) = http(
+            &first,
+            "POST",
+            "/requests",
+            Some(production.clone()),
+            Some(&alice()),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // The webhook from the secret got each pending request, signed with its secret.
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 3);
+    let (headers, body) = &received[0];
+    let ts: i64 = headers["x-tollgate-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        headers["x-tollgate-signature"].to_str().unwrap(),
+        tollgate::api::notify::signature(&"from-secrets-manager".to_owned().into(), ts, body)
+    );
+    // A page token from one instance opens in another with the same key...
+    let (_, page) = http(&first, "GET", "/requests?limit=1", None, Some(&alice())).await;
+    let token = page["next_token"].as_str().unwrap().to_owned();
+    let (second, _p2) = start(true).await;
+    let (status, next) = http(
+        &second,
+        "GET",
+        &format!("/requests?limit=1&next_token={token}"),
+        None,
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+    assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
+    // ...but not in one without it (a random key per process).
+    let (third, _p3) = start(false).await;
+    let (status, refused) = http(
+        &third,
+        "GET",
+        &format!("/requests?limit=1&next_token={token}"),
+        None,
+        Some(&alice()),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid_page_token"))
+    );
+}
+
+async fn runtime_health(rt: &RuntimeApi) -> (u16, Value) {
+    let event = fixture("apigw-v2-unauthenticated.json");
+    response_parts(&rt.invoke(event, INVOKE_TIMEOUT).await.response())
+}
+
+/// Stores a request as if made at `at` (active at once when `active`).
+async fn seed(
+    store: &Store,
+    role_name: &str,
+    active: bool,
+    at: Timestamp,
+) -> tollgate::domain::RequestId {
+    let arn = RoleArn::parse(&role(role_name)).unwrap();
+    let new = tollgate::aws::testing::new_request(&arn, "alice", 3600, 1).unwrap();
+    let (req, event) = AccessRequest::create(new, active, vec![], at);
+    assert_eq!(
+        store.create(&req, &event, None).await.unwrap(),
+        Created::New
+    );
+    req.id
+}
+
+async fn caller_arn(endpoint: &str, creds: &Value) -> String {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            creds["access_key_id"].as_str().unwrap(),
+            creds["secret_access_key"].as_str().unwrap(),
+            creds["session_token"].as_str().map(str::to_owned),
+            None,
+            "tollgate-lambda-test",
+        ))
+        .load()
+        .await;
+    aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap_or_default()
+        .to_owned()
+}
