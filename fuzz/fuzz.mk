@@ -10,7 +10,7 @@
 # fuzz/corpus/<target> holds the committed seeds. A crash is written to
 # fuzz/artifacts/<target>/: fix it, then commit the input under fuzz/corpus/.
 
-FUZZ_TARGETS ?= newtypes audit_event policy
+FUZZ_TARGETS ?= newtypes audit_event policy request_body token
 FUZZ_RUNS ?= 1000000
 # Release build with coverage instrumentation; no sanitizer: Tollgate forbids
 # unsafe code, and ASan would halve the executions per second.

@@ -392,7 +392,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn session_policies_that_parse_fit_sts_with_the_cutoff(doc in near_policy_doc()) {
@@ -403,6 +403,11 @@ proptest! {
     fn hostile_subjects_still_mint_credentials_sts_accepts(input in hostile_string()) {
         oracles::check_user_id_in_credentials(&input);
     }
+}
+
+proptest! {
+    // Each case builds, encodes and re-verifies a whole chain.
+    #![proptest_config(config(64))]
 
     #[test]
     fn event_chains_round_trip_and_detect_edits(events in event_chain()) {
@@ -459,13 +464,236 @@ fn policy_text() -> impl Strategy<Value = String> {
 
 proptest! {
     // Each case parses the schema and validates: keep it few in debug builds.
-    #![proptest_config(config(48))]
+    #![proptest_config(config(32))]
 
     #[test]
     fn policy_text_loads_or_is_refused_with_located_problems(a in policy_text(), b in policy_text()) {
         oracles::check_policy_sources(&[("a.cedar", &a)]);
         oracles::check_policy_sources(&[("a.cedar", &a), ("b.cedar", &b)]);
     }
+}
+
+/// Request bodies: well-formed ones with hostile values, near-misses in
+/// shape (unknown, missing, mistyped fields) and mangled JSON.
+fn request_body() -> impl Strategy<Value = Vec<u8>> {
+    let text = prop_oneof![
+        2 => hostile_string().prop_map(Value::String),
+        1 => near_arn().prop_map(Value::String),
+        1 => select(&["INC-42", "fix it", " padded ", "arn:aws:iam::123456789012:role/tollgate/Prod"][..])
+            .prop_map(|s| Value::String(s.to_owned())),
+        1 => prop_oneof![any::<i64>().prop_map(Value::from), any::<f64>().prop_map(Value::from), Just(Value::Null), Just(json!([])), Just(json!({}))],
+    ];
+    let duration = prop_oneof![
+        3 => (0u64..100_000).prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => any::<f64>().prop_map(Value::from),
+        1 => near_duration().prop_map(Value::String),
+    ];
+    let field = select(
+        &[
+            "role_arn",
+            "duration_seconds",
+            "reason",
+            "ticket",
+            "session_policy",
+            "digest",
+            "comment",
+            "Reason",
+            "role_arn\u{0}",
+            "__proto__",
+            "",
+        ][..],
+    );
+    let object = (
+        proptest::collection::btree_map(field, text, 0..6),
+        proptest::option::of(duration),
+        proptest::option::of(near_policy_doc()),
+    )
+        .prop_map(|(fields, duration, policy)| {
+            let mut o: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            if let Some(d) = duration {
+                o.insert("duration_seconds".into(), d);
+            }
+            if let Some(p) = policy {
+                o.insert("session_policy".into(), p);
+            }
+            serde_json::to_vec(&Value::Object(o)).unwrap()
+        });
+    let valid_create = (
+        near_arn(),
+        0u64..50_000,
+        valid_reason(),
+        proptest::option::of("[A-Z]{2,5}-[0-9]{1,5}"),
+    )
+        .prop_map(|(arn, d, r, t)| {
+            serde_json::to_vec(
+                &json!({"role_arn": arn, "duration_seconds": d, "reason": r.as_str(), "ticket": t}),
+            )
+            .unwrap()
+        });
+    let valid_review = (valid_reason(), "[0-9a-f]{64}").prop_map(|(r, digest)| {
+        serde_json::to_vec(&json!({"digest": digest, "comment": r.as_str(), "reason": r.as_str()}))
+            .unwrap()
+    });
+    prop_oneof![
+        3 => object,
+        2 => valid_create,
+        1 => valid_review,
+        1 => hostile_string().prop_map(String::into_bytes),
+        1 => (valid_reason(), any::<prop::sample::Index>(), hostile_string()).prop_map(|(r, at, junk)| {
+            let body = serde_json::to_vec(&json!({"reason": r.as_str()})).unwrap();
+            let at = at.index(body.len() + 1);
+            [&body[..at], junk.as_bytes(), &body[at..]].concat()
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+/// JWT-shaped input: header and claims JSON with hostile values.
+fn token_parts() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    let far = 4_102_444_800i64; // 2100-01-01
+    let header = prop_oneof![
+        select(
+            &[
+                r#"{"alg":"HS256","typ":"JWT"}"#,
+                r#"{"alg":"none"}"#,
+                r#"{"alg":"RS256","kid":"k1"}"#,
+                r#"{"alg":"ES256","kid":"k1"}"#,
+                r#"{"alg":"HS256","kid":"k1"}"#,
+                r#"{"alg":"hs256"}"#,
+                r#"{"alg":"HS512"}"#,
+                r#"{"alg":"ES256"}"#,
+                r#"{"alg":"HS256","crit":["x"],"x":1}"#,
+                "[]",
+                "",
+            ][..]
+        )
+        .prop_map(|s| s.as_bytes().to_vec()),
+        hostile_string().prop_map(String::into_bytes),
+    ];
+    let value = prop_oneof![
+        hostile_string().prop_map(Value::String),
+        select(&["tollgate", "tollgate-local", "alice", "mfa"][..])
+            .prop_map(|s| Value::String(s.to_owned())),
+        any::<i64>().prop_map(Value::from),
+        (far - 10..far + 10).prop_map(Value::from),
+        Just(json!(["tollgate", "other"])),
+        Just(json!(["developers", "sre", "sre", "", "a\nb"])),
+        Just(Value::Null),
+        any::<f64>().prop_map(Value::from),
+    ];
+    let claims = (
+        proptest::collection::btree_map(
+            select(
+                &[
+                    "sub",
+                    "iss",
+                    "aud",
+                    "exp",
+                    "nbf",
+                    "iat",
+                    "groups",
+                    "amr",
+                    "department",
+                ][..],
+            ),
+            value,
+            0..9,
+        ),
+        any::<bool>(),
+        0i64..100,
+    )
+        .prop_map(move |(m, base, back)| {
+            let mut o = serde_json::Map::new();
+            if base {
+                o.insert("sub".into(), json!("alice"));
+                o.insert("iss".into(), json!("tollgate-local"));
+                o.insert("aud".into(), json!("tollgate"));
+                o.insert("exp".into(), json!(far));
+                o.insert("nbf".into(), json!(Timestamp::now().unix() - back));
+            }
+            for (k, v) in m {
+                o.insert(k.to_owned(), v);
+            }
+            serde_json::to_vec(&Value::Object(o)).unwrap()
+        });
+    (header, claims)
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn request_bodies_parse_to_what_they_say_or_are_refused_with_a_clean_400(body in request_body()) {
+        oracles::check_request_bodies(&body);
+    }
+
+    #[test]
+    fn query_strings_never_accept_unknown_or_repeated_names(raw in prop_oneof![
+        hostile_string(),
+        proptest::collection::vec(prop_oneof![
+            select(&["scope=mine", "status=active", "next_token=a%2Bb", "dry_run=true", "dry_run=1", "%", "%f", "%ff%fe", "scope=%E2%80%AE", "+", "=", "&&"][..]).prop_map(str::to_owned),
+            hostile_string(),
+        ], 0..6).prop_map(|v| v.join("&")),
+    ]) {
+        oracles::check_query(&raw);
+    }
+
+    #[test]
+    fn arbitrary_bearer_tokens_are_never_accepted(raw in prop_oneof![
+        hostile_string().prop_map(String::into_bytes),
+        hostile_string().prop_map(|s| format!("Bearer {s}").into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..200),
+        (token_parts(), hostile_string()).prop_map(|((h, c), s)| format!("Bearer {}.{}.{s}", String::from_utf8_lossy(&h), String::from_utf8_lossy(&c)).into_bytes()),
+    ]) {
+        oracles::check_raw_token(&raw);
+    }
+
+    #[test]
+    fn tokens_not_signed_with_the_secret_are_never_accepted(
+        (header, claims) in token_parts(),
+        how in 0u8..5,
+        sig in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        oracles::check_forged_token(&header, &claims, how, &sig);
+    }
+
+    #[test]
+    fn signed_tokens_are_accepted_only_with_valid_claims((header, claims) in token_parts()) {
+        oracles::check_signed_token(&header, &claims);
+    }
+}
+
+/// The oracles' accepting branches are reachable: a good body and a good
+/// token pass, and the same with one thing wrong does not.
+#[test]
+fn the_checks_accept_well_formed_bodies_and_tokens() {
+    let create = br#"{"role_arn":"arn:aws:iam::123456789012:role/tollgate/Prod","duration_seconds":3600,"reason":" fix INC-42 ","ticket":"INC-42","session_policy":{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}}"#;
+    assert_eq!(oracles::check_request_bodies(create), [true, false, false]);
+    let review = br#"{"digest":"00ff","comment":"ok"}"#;
+    assert_eq!(oracles::check_request_bodies(review), [false, true, false]);
+    assert_eq!(
+        oracles::check_request_bodies(br#"{"reason":"done"}"#),
+        [false, false, true]
+    );
+    assert_eq!(
+        oracles::check_request_bodies(br#"{"reason":"a\u202eb"}"#),
+        [false, false, false]
+    );
+
+    let header = br#"{"alg":"HS256","typ":"JWT"}"#;
+    let claims = |exp: i64| {
+        serde_json::to_vec(&json!({"sub": "alice", "iss": "tollgate-local", "aud": ["x", "tollgate"], "exp": exp, "groups": ["sre"]})).unwrap()
+    };
+    let now = Timestamp::now().unix();
+    assert!(oracles::check_signed_token(header, &claims(now + 600)));
+    assert!(!oracles::check_signed_token(header, &claims(now - 600)));
+    assert!(!oracles::check_signed_token(
+        br#"{"alg":"none"}"#,
+        &claims(now + 600)
+    ));
 }
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -565,6 +793,8 @@ fn committed_seed_corpora_pass_their_targets_checks() {
         ("newtypes", oracles::run_newtypes as fn(&[u8])),
         ("audit_event", oracles::run_audit_event),
         ("policy", oracles::run_policy),
+        ("request_body", oracles::run_request_body),
+        ("token", oracles::run_token),
     ] {
         let seeds = files(target);
         assert!(!seeds.is_empty(), "no {target} seeds");

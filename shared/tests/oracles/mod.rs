@@ -16,10 +16,23 @@
     clippy::missing_panics_doc
 )]
 
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use tollgate::BrokerError;
+use tollgate::api::ApiError;
+use tollgate::api::auth::{
+    DEFAULT_AUDIENCE, DEFAULT_ISSUER, LEEWAY_SECONDS, TokenVerifier, VerifierSettings,
+    bearer_token, identity_from_claims,
+};
+use tollgate::api::handlers::ReasonInput;
+use tollgate::api::handlers::requests::CreateInput;
+use tollgate::api::handlers::reviews::ApproveInput;
+use tollgate::api::input::{JsonObject, query_pairs};
 use tollgate::audit::chain;
 use tollgate::aws::CredentialPlan;
 use tollgate::domain::{
@@ -612,5 +625,352 @@ pub fn run_policy(data: &[u8]) {
     match text.split_once('\0') {
         Some((a, b)) => check_policy_sources(&[("a.cedar", a), ("b.cedar", b)]),
         None => check_policy_sources(&[("policies.cedar", &text)]),
+    }
+}
+
+/// A refusal of bad input on its way to the caller: a 400 (or 413/401 where
+/// named), a stable snake_case code, and a body whose message carries no raw
+/// control or bidi character and stays short.
+pub fn check_refusal(err: BrokerError, status: u16, codes: &[&str]) {
+    assert_eq!(err.status(), status, "{err:?}");
+    let code = err.code();
+    assert!(codes.contains(&code), "unexpected code {code}: {err:?}");
+    let body = ApiError(err).body();
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(!message.is_empty());
+    assert!(
+        !message
+            .chars()
+            .any(|c| c.is_control() || is_bidi_control(c)),
+        "raw control or bidi character in {message:?}"
+    );
+    assert!(
+        message.chars().count() <= 1024,
+        "message of {} characters",
+        message.chars().count()
+    );
+}
+
+const BODY_CODES: &[&str] = &["malformed_json", "unknown_field", "invalid_input"];
+
+/// The body as the parsers should read it: whitespace is an empty object,
+/// otherwise a JSON object or nothing.
+fn body_object(body: &[u8]) -> Option<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Some(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+fn str_field<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    o.get(name).and_then(Value::as_str)
+}
+
+/// The create, approve, deny/revoke and empty-body parsers on one body:
+/// never a panic; what they accept is exactly what the JSON says, with only
+/// the route's fields; what they refuse is a clean 400. Returns which of
+/// create, approve and deny/revoke accepted it.
+pub fn check_request_bodies(body: &[u8]) -> [bool; 3] {
+    let mut accepted = [false; 3];
+    let object = body_object(body);
+    let only = |o: &Map<String, Value>, allowed: &[&str]| {
+        assert!(
+            o.keys().all(|k| allowed.contains(&k.as_str())),
+            "unknown field accepted"
+        );
+    };
+
+    match CreateInput::parse(body) {
+        Ok(c) => {
+            let o = object.as_ref().expect("an accepted body is a JSON object");
+            only(
+                o,
+                &[
+                    "role_arn",
+                    "duration_seconds",
+                    "reason",
+                    "ticket",
+                    "session_policy",
+                ],
+            );
+            assert_eq!(Some(c.role_arn.as_str()), str_field(o, "role_arn"));
+            assert_eq!(
+                Some(c.duration_seconds),
+                o.get("duration_seconds").and_then(Value::as_u64)
+            );
+            assert_eq!(
+                Some(c.reason.as_str()),
+                str_field(o, "reason").map(str::trim)
+            );
+            assert_eq!(
+                c.ticket.as_ref().map(|t| t.as_str()),
+                str_field(o, "ticket")
+            );
+            match o.get("session_policy").filter(|v| !v.is_null()) {
+                None => assert!(c.session_policy.is_none()),
+                Some(doc) => assert_eq!(
+                    c.session_policy
+                        .as_ref()
+                        .map(SessionPolicy::as_compact_json),
+                    Some(SessionPolicy::parse(doc).unwrap().as_compact_json())
+                ),
+            }
+            let fingerprint = c.fingerprint();
+            assert!(fingerprint.len() == 64 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(CreateInput::parse(body).unwrap().fingerprint(), fingerprint);
+            accepted[0] = true;
+        }
+        Err(e) => check_refusal(e, 400, BODY_CODES),
+    }
+
+    match ApproveInput::parse(body) {
+        Ok(a) => {
+            let o = object.as_ref().expect("an accepted body is a JSON object");
+            only(o, &["digest", "comment"]);
+            assert_eq!(Some(a.digest.as_str()), str_field(o, "digest"));
+            assert!((1..=128).contains(&a.digest.len()));
+            assert_eq!(
+                a.comment.as_ref().map(Reason::as_str),
+                str_field(o, "comment").map(str::trim)
+            );
+            accepted[1] = true;
+        }
+        Err(e) => check_refusal(e, 400, BODY_CODES),
+    }
+
+    match ReasonInput::parse(body) {
+        Ok(r) => {
+            let o = object.as_ref().expect("an accepted body is a JSON object");
+            only(o, &["reason"]);
+            assert_eq!(
+                Some(r.reason.as_str()),
+                str_field(o, "reason").map(str::trim)
+            );
+            accepted[2] = true;
+        }
+        Err(e) => check_refusal(e, 400, BODY_CODES),
+    }
+
+    // Cancel and credentials take no fields: whitespace or `{}` only.
+    match JsonObject::parse(body, &[]) {
+        Ok(_) => assert!(object.is_some_and(|o| o.is_empty()), "a field was accepted"),
+        Err(e) => check_refusal(e, 400, BODY_CODES),
+    }
+    accepted
+}
+
+/// Query strings: never a panic; accepted names are known and unique.
+pub fn check_query(raw: &str) {
+    let allowed = ["scope", "status", "next_token", "dry_run"];
+    match query_pairs(Some(raw), &allowed) {
+        Ok(pairs) => {
+            for (i, (k, _)) in pairs.iter().enumerate() {
+                assert!(allowed.contains(&k.as_str()));
+                assert!(pairs[..i].iter().all(|(seen, _)| seen != k), "{k} twice");
+            }
+        }
+        Err(e) => check_refusal(e, 400, &["unknown_parameter", "invalid_input"]),
+    }
+}
+
+/// The development secret the token checks' verifier trusts.
+const DEV_SECRET: &str = "fuzzing-secret-not-for-anything-else";
+/// A P-256 public key the verifier also trusts (for ES256, kid `k1`): its
+/// material must never work as an HMAC secret.
+const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":"THjupzliRi8y9G7IvdiljRkdzxfj1eB2lSMuuK-zXQU","y":"fEsmwjub5VPufLrM3qHaxJaQ_aQyL7_QKaC69yf066I"}]}"#;
+
+static VERIFIER: LazyLock<TokenVerifier> = LazyLock::new(|| {
+    let path =
+        std::env::temp_dir().join(format!("tollgate-oracle-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, JWKS).unwrap();
+    let verifier = TokenVerifier::new(&VerifierSettings {
+        dev_secret: Some(DEV_SECRET.to_owned().into()),
+        jwks_file: Some(path.clone()),
+        issuer: None,
+        audience: None,
+    })
+    .unwrap();
+    let _ = std::fs::remove_file(path);
+    verifier
+});
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hs256(key: &[u8], signing_input: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(signing_input.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Whether `token`'s signature is the development secret's HMAC of its
+/// header and claims: a genuine token, which only a seed can supply.
+fn is_genuine(token: &str) -> bool {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let Some((signing_input, signature)) = token.trim().rsplit_once('.') else {
+        return false;
+    };
+    lenient
+        .decode(signature)
+        .is_ok_and(|sig| sig == hs256(DEV_SECRET.as_bytes(), signing_input))
+}
+
+fn refused(token: &str) {
+    match VERIFIER.verify(token) {
+        Err(e) => check_refusal(e, 401, &["unauthenticated"]),
+        Ok(claims) => assert!(
+            is_genuine(token),
+            "token {token:?} accepted with claims {claims:?}"
+        ),
+    }
+}
+
+/// Arbitrary bytes as an `Authorization` header and as a bearer token:
+/// never a panic, never accepted unless signed with the secret.
+pub fn check_raw_token(data: &[u8]) {
+    if let Ok(value) = http::HeaderValue::from_bytes(data) {
+        match bearer_token(Some(&value)) {
+            Ok(token) => refused(token),
+            Err(e) => check_refusal(e, 401, &["unauthenticated"]),
+        }
+    }
+    refused(&String::from_utf8_lossy(data));
+}
+
+/// A token with the given header and claims bytes whose signature is not the
+/// development secret's: arbitrary bytes, another secret, or (the classic
+/// algorithm confusion) HMAC keyed with the trusted public key's material.
+/// Never accepted.
+pub fn check_forged_token(header: &[u8], claims: &[u8], how: u8, sig: &[u8]) {
+    let signing_input = format!("{}.{}", b64(header), b64(claims));
+    let signature = match how % 5 {
+        0 => sig.to_vec(),
+        1 => hs256(b"not-the-development-secret", &signing_input),
+        2 => hs256(JWKS.as_bytes(), &signing_input),
+        3 => {
+            let key = &serde_json::from_str::<Value>(JWKS).unwrap()["keys"][0];
+            let x = key["x"].as_str().unwrap();
+            let y = key["y"].as_str().unwrap();
+            let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let mut point = vec![4u8];
+            point.extend(engine.decode(x).unwrap());
+            point.extend(engine.decode(y).unwrap());
+            hs256(&point, &signing_input)
+        }
+        _ => Vec::new(),
+    };
+    if signature == hs256(DEV_SECRET.as_bytes(), &signing_input) {
+        return; // not a forgery
+    }
+    refused(&format!("{signing_input}.{}", b64(&signature)));
+}
+
+/// A token properly signed with the development secret, with arbitrary
+/// header and claims: accepted only when the header says HS256 and the
+/// claims carry the expected issuer and audience, a subject, an unexpired
+/// `exp` and no future `nbf`; the identity built from it is clean. Returns
+/// whether it was accepted.
+pub fn check_signed_token(header: &[u8], claims: &[u8]) -> bool {
+    let header_bytes = match serde_json::from_slice::<Value>(header) {
+        Ok(Value::Object(_)) => header.to_vec(),
+        _ => serde_json::to_vec(&json!({"alg": "HS256", "typ": "JWT"})).unwrap(),
+    };
+    let signing_input = format!("{}.{}", b64(&header_bytes), b64(claims));
+    let token = format!(
+        "{signing_input}.{}",
+        b64(&hs256(DEV_SECRET.as_bytes(), &signing_input))
+    );
+    let verdict = VERIFIER.verify(&token);
+    let Ok(claims) = verdict else {
+        if let Err(e) = verdict {
+            check_refusal(e, 401, &["unauthenticated"]);
+        }
+        return false;
+    };
+    let header: Value = serde_json::from_slice(&header_bytes).unwrap();
+    assert_eq!(header["alg"], "HS256", "accepted with header {header}");
+    assert_eq!(
+        claims.get("iss").and_then(Value::as_str),
+        Some(DEFAULT_ISSUER),
+        "{claims:?}"
+    );
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == DEFAULT_AUDIENCE,
+        Some(Value::Array(items)) => items.iter().any(|a| a == DEFAULT_AUDIENCE),
+        _ => false,
+    };
+    assert!(aud_ok, "audience {:?} accepted", claims.get("aud"));
+    assert!(claims.contains_key("sub"), "no subject");
+    let now = Timestamp::now().unix() as f64;
+    let leeway = LEEWAY_SECONDS as f64;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .expect("a numeric exp");
+    assert!(exp + leeway >= now, "expired token accepted: exp {exp}");
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_f64().expect("a numeric nbf");
+        assert!(
+            nbf - leeway <= now,
+            "token not yet valid accepted: nbf {nbf}"
+        );
+    }
+
+    let config = tollgate::Config::default();
+    match identity_from_claims(&claims, &config) {
+        Ok(identity) => {
+            assert_eq!(
+                Some(identity.sub.as_str()),
+                claims.get("sub").and_then(Value::as_str)
+            );
+            assert!(identity.groups.len() <= 100);
+            assert!(
+                identity.groups.windows(2).all(|w| w[0] < w[1]),
+                "groups not sorted and unique"
+            );
+            for value in identity.groups.iter().chain(identity.tags.values()) {
+                assert!(!value.is_empty() && value.chars().count() <= 256);
+                assert!(!value.chars().any(char::is_control), "{value:?}");
+            }
+        }
+        Err(e) => check_refusal(e, 401, &["unauthenticated"]),
+    }
+    true
+}
+
+/// The `request_body` fuzz target: the bytes as every route's body and as a
+/// query string.
+pub fn run_request_body(data: &[u8]) {
+    let _ = check_request_bodies(data);
+    check_query(&String::from_utf8_lossy(data));
+}
+
+/// The `token` fuzz target. The first byte picks raw, forged or signed;
+/// the rest splits at the first `0xFF` (never in UTF-8) into header and
+/// claims, and the forged signature's bytes follow a second `0xFF`.
+pub fn run_token(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return check_raw_token(data);
+    };
+    let mut parts = rest.splitn(3, |&b| b == 0xFF);
+    let header = parts.next().unwrap_or_default();
+    let claims = parts.next().unwrap_or_default();
+    let sig = parts.next().unwrap_or_default();
+    match mode % 3 {
+        0 => check_raw_token(rest),
+        1 => check_forged_token(header, claims, mode / 3, sig),
+        _ => {
+            check_signed_token(header, claims);
+        }
     }
 }
