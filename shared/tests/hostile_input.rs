@@ -702,8 +702,9 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
-/// The events a fixed request produces, for seeding the `audit_event` corpus.
-fn seed_events() -> Vec<Event> {
+/// A fixed request and the events it produced, for seeding the
+/// `audit_event` corpus.
+fn seed_events() -> (AccessRequest, Vec<Event>) {
     let now = Timestamp::from_unix(1_795_000_000);
     let mut requester = oracles::identity("alice@example.com");
     requester.tags.insert("department".into(), "data".into());
@@ -735,8 +736,8 @@ fn seed_events() -> Vec<Event> {
     let revoke = Command::Revoke {
         reason: Reason::parse("done").unwrap(),
     };
-    let (_, revoked) = req.apply(revoke, &bob, now.plus(200)).unwrap();
-    vec![created, approved, issued, revoked]
+    let (req, revoked) = req.apply(revoke, &bob, now.plus(200)).unwrap();
+    (req, vec![created, approved, issued, revoked])
 }
 
 /// With `TOLLGATE_WRITE_SEEDS=1`, (re)writes the generated seeds; always
@@ -744,7 +745,7 @@ fn seed_events() -> Vec<Event> {
 /// a change to the event format cannot leave the fuzzer seeded with junk.
 #[test]
 fn committed_audit_event_seeds_decode_and_verify() {
-    let events = seed_events();
+    let (req, events) = seed_events();
     let dir = corpus_dir("audit_event");
     if std::env::var_os("TOLLGATE_WRITE_SEEDS").is_some() {
         std::fs::create_dir_all(&dir).unwrap();
@@ -753,6 +754,7 @@ fn committed_audit_event_seeds_decode_and_verify() {
             serde_json::to_vec_pretty(&events).unwrap(),
         )
         .unwrap();
+        std::fs::write(dir.join("request.json"), serde_json::to_vec(&req).unwrap()).unwrap();
         for (i, e) in events.iter().enumerate() {
             std::fs::write(
                 dir.join(format!("event-{}.json", i + 1)),
@@ -766,6 +768,10 @@ fn committed_audit_event_seeds_decode_and_verify() {
     let head = stored.last().unwrap().hash.clone();
     assert_eq!(chain::verify(&stored, &head, stored.len() as u64), Ok(()));
     oracles::check_event_list(&stored);
+    let stored_req: AccessRequest =
+        serde_json::from_slice(&std::fs::read(dir.join("request.json")).unwrap()).unwrap();
+    assert_eq!(stored_req.chain_head, head);
+    assert_eq!(stored_req.version, stored.len() as u64);
     for i in 1..=stored.len() {
         let bytes = std::fs::read(dir.join(format!("event-{i}.json"))).unwrap();
         let e: Event = serde_json::from_slice(&bytes).unwrap();

@@ -548,7 +548,11 @@ pub fn check_policy_sources(sources: &[(&str, &str)]) {
         Ok(engine) => {
             for p in engine.policies() {
                 assert!(!p.id.is_empty() && p.id.trim() == p.id);
-                assert!(!p.id.chars().any(char::is_control), "policy id {:?}", p.id);
+                assert!(
+                    !p.id.chars().any(|c| c.is_control() || is_bidi_control(c)),
+                    "policy id {:?}",
+                    p.id
+                );
             }
             let alice = identity("alice");
             let bob = identity("bob");
