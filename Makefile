@@ -11,6 +11,7 @@ help:
 	@echo "make test     every check CI runs: fmt, clippy, all tests, template checks"
 	@echo "make up/down  start/stop the local broker (emulator, table, example roles, server)"
 	@echo "make bench    benchmarks (not part of make test)"
+	@echo "make fuzz     cargo-fuzz targets, 1M executions each (nightly; not part of make test)"
 	@echo "make package  release Lambda bundles under target/lambda/"
 
 # The Python tools (emulator, awscli, template linters), pinned in scripts/requirements.txt.

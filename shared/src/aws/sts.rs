@@ -6,7 +6,7 @@
 use super::{AwsError, aws_failure};
 use crate::domain::{
     AccessRequest, RequestId, RoleArn, RoleInfo, SessionName, SessionPolicy, Status, Timestamp,
-    ValidationError, sanitize_source_identity, sanitize_tag_value,
+    ValidationError, is_tag_char, sanitize_source_identity, sanitize_tag_value,
 };
 use aws_sdk_sts::Client;
 use aws_sdk_sts::types::Tag;
@@ -181,10 +181,6 @@ fn tag(key: &str, value: &str) -> SessionTag {
         key: key.to_owned(),
         value: sanitize_tag_value(value),
     }
-}
-
-fn is_tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
 }
 
 fn check_tags(tags: &[SessionTag]) -> Result<(), ValidationError> {

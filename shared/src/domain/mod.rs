@@ -22,7 +22,7 @@ pub use lifecycle::{
 pub use request_id::RequestId;
 pub use role_arn::RoleArn;
 pub use session_policy::SessionPolicy;
-pub use sts_names::{SessionName, sanitize_source_identity, sanitize_tag_value};
+pub use sts_names::{SessionName, is_tag_char, sanitize_source_identity, sanitize_tag_value};
 pub use text::{IdempotencyKey, Reason, Ticket, UserId};
 pub use timestamp::Timestamp;
 
@@ -46,8 +46,17 @@ impl ValidationError {
     }
 }
 
-/// Quotes user input for an error message: backticked, control characters
-/// escaped, and cut to a length that keeps messages readable.
+/// Unicode's `Bidi_Control` characters (overrides, embeddings, isolates and
+/// marks), which can make text read differently from how it is stored.
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Quotes user input for an error message: backticked, control and bidi
+/// characters escaped, and cut to a length that keeps messages readable.
 pub(crate) fn quote(input: &str) -> String {
     const MAX: usize = 80;
     let mut out = String::from("`");
@@ -56,7 +65,7 @@ pub(crate) fn quote(input: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || is_bidi_control(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -64,4 +73,16 @@ pub(crate) fn quote(input: &str) -> String {
     }
     out.push('`');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoting_escapes_control_and_bidi_characters_and_cuts_long_input() {
+        assert_eq!(quote("a\nb"), "`a\\nb`");
+        assert_eq!(quote("x\u{202E}y\u{061C}"), "`x\\u{202e}y\\u{61c}`");
+        assert_eq!(quote(&"é".repeat(100)), format!("`{}…`", "é".repeat(80)));
+    }
 }

@@ -2,7 +2,9 @@
 //! emulator does not check.
 
 use super::RequestId;
+use regex::Regex;
 use std::fmt;
+use std::sync::LazyLock;
 
 /// `RoleSessionName`: `tollgate-<request id>`, 2-64 of `[\w+=,.@-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,19 +52,33 @@ pub fn sanitize_source_identity(user: &str) -> String {
     out
 }
 
+/// STS's character class for session tag values. `char::is_alphanumeric`
+/// is not it: Unicode `Alphabetic` also holds combining marks (`U+093F`,
+/// `U+0345`) that `\p{L}` does not, and STS refuses them.
+static TAG_VALUE_CHAR: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]$").ok());
+
+/// Whether STS accepts `c` in a session tag key or value
+/// (`[\p{L}\p{Z}\p{N}_.:/=+\-@]`).
+pub fn is_tag_char(c: char) -> bool {
+    if "_.:/=+-@".contains(c) || c.is_ascii_alphanumeric() || c == ' ' {
+        return true;
+    }
+    match &*TAG_VALUE_CHAR {
+        Some(class) => !c.is_ascii() && class.is_match(c.encode_utf8(&mut [0; 4])),
+        // The pattern is a constant that compiles; were it ever not to, keep
+        // to ASCII rather than guess.
+        None => false,
+    }
+}
+
 /// A session tag value: at most 256 characters of
 /// `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, others replaced by `_`.
 pub fn sanitize_tag_value(value: &str) -> String {
     value
         .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
         .take(256)
+        .map(|c| if is_tag_char(c) { c } else { '_' })
         .collect()
 }
 
@@ -100,5 +116,11 @@ mod tests {
         assert_eq!(sanitize_tag_value("a;b\nc#d"), "a_b_c_d");
         assert_eq!(sanitize_tag_value(&"x".repeat(300)).chars().count(), 256);
         assert_eq!(sanitize_tag_value("équipe"), "équipe");
+        // Alphabetic to Rust, but marks (Mc, Mn) to Unicode: STS refuses them.
+        assert_eq!(sanitize_tag_value("हि\u{0345}"), "ह__");
+        assert_eq!(
+            sanitize_tag_value("a\u{3000}b\u{2160}"),
+            "a\u{3000}b\u{2160}"
+        );
     }
 }

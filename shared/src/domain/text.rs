@@ -1,7 +1,7 @@
 //! Free-text and identifier fields that come from users: reasons, tickets,
 //! user ids and idempotency keys.
 
-use super::{ValidationError, quote};
+use super::{ValidationError, is_bidi_control, quote};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -167,11 +167,6 @@ pub(crate) fn free_text(
     Ok(trimmed.to_owned())
 }
 
-/// Unicode bidirectional overrides and isolates, which can disguise text.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +186,7 @@ mod tests {
             "a\u{1b}[31mred",
             "a\u{0}",
             "a\u{202E}b",
+            "a\u{061C}b",
             "tab\there",
             "\u{7f}",
         ] {

@@ -48,11 +48,17 @@ impl Timestamp {
             .unwrap_or_else(|_| self.0.to_string())
     }
 
-    /// Parses RFC 3339 (any offset), truncating to whole seconds.
+    /// Parses RFC 3339 (any offset), truncating to whole seconds. Refuses an
+    /// instant whose UTC form is not RFC 3339 (before year 0 or after 9999,
+    /// such as `9999-12-31T23:59:59-23:59`).
     pub fn parse_rfc3339(input: &str) -> Option<Self> {
-        OffsetDateTime::parse(input, &Rfc3339)
-            .ok()
-            .map(|t| Self(t.unix_timestamp()))
+        let seconds = OffsetDateTime::parse(input, &Rfc3339)
+            .ok()?
+            .unix_timestamp();
+        // INVARIANT: every parsed timestamp prints back as the same instant;
+        // otherwise a decoded audit event would re-encode with another time.
+        let utc = OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+        (0..=9999).contains(&utc.year()).then_some(Self(seconds))
     }
 }
 
@@ -90,6 +96,17 @@ mod tests {
             Some(t)
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn refuses_instants_that_would_not_print_back() {
+        // Valid RFC 3339, but in UTC the year is 10000 or -1.
+        assert_eq!(Timestamp::parse_rfc3339("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(Timestamp::parse_rfc3339("0000-01-01T00:00:00+00:01"), None);
+        for edge in ["9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"] {
+            let t = Timestamp::parse_rfc3339(edge).unwrap();
+            assert_eq!(t.to_rfc3339(), edge);
+        }
     }
 
     #[test]

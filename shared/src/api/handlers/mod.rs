@@ -74,6 +74,23 @@ pub(crate) fn text_field(field: &'static str, value: &str) -> Result<Reason, Bro
     })
 }
 
+/// The validated body of `POST /requests/{id}/deny` and
+/// `POST /requests/{id}/revoke`: `{reason}`, nothing else.
+#[derive(Debug)]
+pub struct ReasonInput {
+    /// Why.
+    pub reason: Reason,
+}
+
+impl ReasonInput {
+    /// Parses a body, refusing anything but a valid `reason` with a 400.
+    pub fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+        let o = super::input::JsonObject::parse(body, &["reason"])?;
+        let reason = text_field("reason", o.required_str("reason")?)?;
+        Ok(Self { reason })
+    }
+}
+
 /// The policy question `action` by `caller` about an existing request.
 pub(crate) fn query<'a>(
     caller: &'a Caller,

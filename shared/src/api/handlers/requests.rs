@@ -28,17 +28,26 @@ const DEFAULT_LIMIT: u32 = 50;
 /// Store pages read per listing call while filtering, at most.
 const MAX_STORE_PAGES: usize = 5;
 
-/// The validated body of `POST /requests`.
-struct CreateInput {
-    role_arn: RoleArn,
-    duration_seconds: u64,
-    reason: crate::domain::Reason,
-    ticket: Option<Ticket>,
-    session_policy: Option<SessionPolicy>,
+/// The validated body of `POST /requests`: `{role_arn, duration_seconds,
+/// reason, ticket?, session_policy?}`, nothing else.
+#[derive(Debug)]
+pub struct CreateInput {
+    /// The role asked for.
+    pub role_arn: RoleArn,
+    /// The grant length asked for; checked against the role's limit later.
+    pub duration_seconds: u64,
+    /// Why.
+    pub reason: crate::domain::Reason,
+    /// A ticket reference.
+    pub ticket: Option<Ticket>,
+    /// A narrowing of the role's permissions.
+    pub session_policy: Option<SessionPolicy>,
 }
 
 impl CreateInput {
-    fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+    /// Parses a body: malformed JSON, unknown fields, wrong types and
+    /// invalid values are refused with a 400 naming the field.
+    pub fn parse(body: &[u8]) -> Result<Self, BrokerError> {
         let o = JsonObject::parse(
             body,
             &[
@@ -63,7 +72,7 @@ impl CreateInput {
 
     /// sha256 over what was asked, so a reused idempotency key with another
     /// body is told apart.
-    fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         let canonical = json!([
             self.role_arn.as_str(),
             self.duration_seconds,

@@ -1,15 +1,15 @@
 //! The `reviews` function: approve and deny.
 
 use super::{
-    authorize_view, decide_logged, is_requester, load, parse_id, permitting, policy_denied, query,
-    request_json, text_field, transition,
+    ReasonInput, authorize_view, decide_logged, is_requester, load, parse_id, permitting,
+    policy_denied, query, request_json, text_field, transition,
 };
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody, field_error};
 use crate::api::notify::Notice;
 use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
-use crate::domain::{Command, Refusal, RoleInfo};
+use crate::domain::{Command, Reason, Refusal, RoleInfo};
 use crate::policy::Action;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,6 +17,37 @@ use serde_json::Value;
 
 /// The longest digest accepted (a sha256 in hex is 64).
 const MAX_DIGEST_CHARS: usize = 128;
+
+/// The validated body of `POST /requests/{id}/approve`: `{digest, comment?}`.
+#[derive(Debug)]
+pub struct ApproveInput {
+    /// The digest the approver was shown (1-128 bytes; compared later).
+    pub digest: String,
+    /// An optional comment, checked like a reason.
+    pub comment: Option<Reason>,
+}
+
+impl ApproveInput {
+    /// Parses a body, refusing anything but `digest` and `comment` with a 400.
+    pub fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+        let o = JsonObject::parse(body, &["digest", "comment"])?;
+        let digest = o.required_str("digest")?;
+        if digest.is_empty() || digest.len() > MAX_DIGEST_CHARS {
+            return Err(field_error(
+                "digest",
+                "`digest` must be the request's digest as shown by `GET /requests/{id}`".into(),
+            ));
+        }
+        let comment = o
+            .optional_str("comment")?
+            .map(|c| text_field("comment", c))
+            .transpose()?;
+        Ok(Self {
+            digest: digest.to_owned(),
+            comment,
+        })
+    }
+}
 
 /// `POST /requests/{id}/approve` `{digest, comment?}`.
 pub async fn approve(
@@ -27,20 +58,7 @@ pub async fn approve(
 ) -> ApiResult<Json<Value>> {
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
-    let o = JsonObject::parse(&body, &["digest", "comment"])?;
-    let digest = o.required_str("digest")?;
-    if digest.is_empty() || digest.len() > MAX_DIGEST_CHARS {
-        return Err(field_error(
-            "digest",
-            "`digest` must be the request's digest as shown by `GET /requests/{id}`".into(),
-        )
-        .into());
-    }
-    let digest = digest.to_owned();
-    let comment = o
-        .optional_str("comment")?
-        .map(|c| text_field("comment", c))
-        .transpose()?;
+    let ApproveInput { digest, comment } = ApproveInput::parse(&body)?;
     let req = load(&state, id).await?;
     let role = reviewer_role(&state, &caller, &req, now).await?;
     let actor = caller.actor();
@@ -75,8 +93,7 @@ pub async fn deny(
 ) -> ApiResult<Json<Value>> {
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
-    let o = JsonObject::parse(&body, &["reason"])?;
-    let reason = text_field("reason", o.required_str("reason")?)?;
+    let ReasonInput { reason } = ReasonInput::parse(&body)?;
     let req = load(&state, id).await?;
     let role = reviewer_role(&state, &caller, &req, now).await?;
     let actor = caller.actor();

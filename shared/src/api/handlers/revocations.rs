@@ -3,11 +3,11 @@
 //! leaves more revoked, never less.
 
 use super::{
-    authorize_view, decide_logged, is_requester, load, parse_id, policy_denied, query,
-    request_json, text_field, transition,
+    ReasonInput, authorize_view, decide_logged, is_requester, load, parse_id, policy_denied, query,
+    request_json, transition,
 };
 use crate::BrokerError;
-use crate::api::input::{JsonObject, LimitedBody};
+use crate::api::input::LimitedBody;
 use crate::api::notify::Notice;
 use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
@@ -28,8 +28,7 @@ pub async fn revoke(
 ) -> ApiResult<Json<Value>> {
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
-    let o = JsonObject::parse(&body, &["reason"])?;
-    let reason = text_field("reason", o.required_str("reason")?)?;
+    let ReasonInput { reason } = ReasonInput::parse(&body)?;
     let req = load(&state, id).await?;
     let role = authorize_view(&state, &caller, &req, now).await?;
     if !is_requester(&caller.identity, &req) {
