@@ -312,7 +312,13 @@ fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError
         let actions: Vec<Action> = match policy.action_constraint() {
             ActionConstraint::Any => Action::ALL.to_vec(),
             ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
-            ActionConstraint::In(uids) => uids.iter().filter_map(|u| names.action_of(u)).collect(),
+            // Each action once, however often the list names it: a policy
+            // goes into a slice's set once (found by fuzzing; a repeated
+            // entry made loading fail with an internal error).
+            ActionConstraint::In(uids) => Action::ALL
+                .into_iter()
+                .filter(|a| uids.iter().any(|u| names.action_of(u) == Some(*a)))
+                .collect(),
         };
         let principal = pinned_principal(policy, names);
         let role = pinned_role(policy, names);

@@ -1495,3 +1495,23 @@ fn engine_and_decision_can_be_shared_across_threads() {
     });
     assert!(handle.join().unwrap(), "sres read production requests");
 }
+
+#[test]
+fn a_policy_that_lists_an_action_twice_loads_and_applies_once() {
+    let e = engine(
+        r#"@id("twice") permit (principal, action in [Tollgate::Action::"read", Tollgate::Action::"approve", Tollgate::Action::"read"], resource);"#,
+    );
+    let d = ask(&e, &member(&[], &[], false), Action::Read, PROD_ARN, ctx());
+    assert!(d.allowed);
+    assert_eq!(d.permitted_by.len(), 1);
+    assert!(
+        !ask(
+            &e,
+            &member(&[], &[], false),
+            Action::Request,
+            PROD_ARN,
+            ctx()
+        )
+        .allowed
+    );
+}
