@@ -49,14 +49,26 @@ pub async fn mint_credentials(
     // credentials exist without their record.
     store.transition(req.version, &next, &event).await?;
     log.transition(&next, &event);
-    match issuer.issue(&plan).await {
+    let creds = issue_recorded(issuer, log, &next, &plan).await?;
+    Ok((next, creds))
+}
+
+/// Calls STS for a plan whose issue event is already stored (`recorded` is
+/// the request as written with it), and logs the outcome either way.
+pub async fn issue_recorded(
+    issuer: &Issuer,
+    log: &AuditLog,
+    recorded: &AccessRequest,
+    plan: &CredentialPlan,
+) -> Result<IssuedCredentials, BrokerError> {
+    match issuer.issue(plan).await {
         Ok(creds) => {
-            log.credentials_issued(&next, &plan, creds.expiration);
-            Ok((next, creds))
+            log.credentials_issued(recorded, plan, creds.expiration);
+            Ok(creds)
         }
         Err(e) => {
             let err = BrokerError::from(e);
-            log.credentials_failed(&next, &plan, err.code());
+            log.credentials_failed(recorded, plan, err.code());
             Err(err)
         }
     }

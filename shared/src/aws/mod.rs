@@ -17,7 +17,7 @@ mod sts;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use credentials::mint_credentials;
+pub use credentials::{issue_recorded, mint_credentials};
 pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
 pub use iam::RoleDirectory;
 pub use provision::{

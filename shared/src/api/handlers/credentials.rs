@@ -8,7 +8,7 @@ use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody};
 use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
-use crate::aws::CredentialPlan;
+use crate::aws::{CredentialPlan, issue_recorded};
 use crate::domain::{Command, Refusal, Status};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -70,17 +70,7 @@ pub async fn credentials(
         }
         .into());
     };
-    let creds = match issuer.issue(&plan).await {
-        Ok(c) => c,
-        Err(e) => {
-            let err = BrokerError::from(e);
-            state.audit.credentials_failed(&next, &plan, err.code());
-            return Err(err.into());
-        }
-    };
-    state
-        .audit
-        .credentials_issued(&next, &plan, creds.expiration);
+    let creds = issue_recorded(issuer, &state.audit, &next, &plan).await?;
     state
         .metrics
         .count(metrics::CREDENTIALS_ISSUED, "credentials", 1);
