@@ -284,6 +284,122 @@ async fn a_duplicate_id_is_a_conflict_and_the_failed_transaction_leaves_nothing(
     assert_eq!(events.len(), 1);
 }
 
+/// The broker's atomicity rests on the emulator cancelling a transaction as
+/// DynamoDB does. `scripts/moto_launcher.py` replaces moto's whole-table
+/// rollback with one over the items named; this checks that every kind of
+/// operation is undone when the last one fails, and applied when none does.
+#[tokio::test]
+async fn a_cancelled_transaction_restores_every_item_it_named() {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+    let f = fixture().await;
+    let db = &f.clients.dynamodb;
+    let key = |pk: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_string(), AttributeValue::S(pk.into())),
+            ("sk".to_string(), AttributeValue::S("META".into())),
+        ])
+    };
+    let put = |pk: &str, x: &str| {
+        let mut item = key(pk);
+        item.insert("x".into(), AttributeValue::N(x.into()));
+        item
+    };
+    for pk in ["TX#updated", "TX#deleted", "TX#present"] {
+        db.put_item()
+            .table_name(&f.table)
+            .set_item(Some(put(pk, "1")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let transaction = |check: &str| {
+        let t = &f.table;
+        vec![
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(t)
+                        .set_key(Some(key("TX#updated")))
+                        .update_expression("SET x = :two")
+                        .expression_attribute_values(":two", AttributeValue::N("2".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(t)
+                        .set_item(Some(put("TX#created", "3")))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(t)
+                        .set_key(Some(key("TX#deleted")))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(t)
+                        .set_key(Some(key(check)))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        ]
+    };
+
+    let unchanged = || async {
+        let updated = raw_item(&f, "TX#updated", "META").await.unwrap();
+        assert_eq!(number(&updated, "x"), 1);
+        assert!(raw_item(&f, "TX#created", "META").await.is_none());
+        assert!(raw_item(&f, "TX#deleted", "META").await.is_some());
+    };
+    // A failed condition on the last item cancels the whole transaction.
+    let err = db
+        .transact_write_items()
+        .set_transact_items(Some(transaction("TX#absent")))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_transaction_canceled_exception()),
+        "{err:?}"
+    );
+    unchanged().await;
+    // Naming an item twice is refused only when the second is reached,
+    // after the first three were written: they are undone too.
+    let err = db
+        .transact_write_items()
+        .set_transact_items(Some(transaction("TX#updated")))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
+    unchanged().await;
+
+    db.transact_write_items()
+        .set_transact_items(Some(transaction("TX#present")))
+        .send()
+        .await
+        .unwrap();
+    let updated = raw_item(&f, "TX#updated", "META").await.unwrap();
+    assert_eq!(number(&updated, "x"), 2);
+    let created = raw_item(&f, "TX#created", "META").await.unwrap();
+    assert_eq!(number(&created, "x"), 3);
+    assert!(raw_item(&f, "TX#deleted", "META").await.is_none());
+}
+
 #[tokio::test]
 async fn ttl_attributes_are_window_end_or_deadline_plus_retention() {
     let f = fixture().await;
