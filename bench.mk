@@ -8,10 +8,10 @@ SOAK_ARGS ?=
 .PHONY: bench soak
 
 bench: $(if $(TOLLGATE_VENV),,venv)
-	$(CARGO) build -p tollgate-tests --bins
+	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
 	$(CARGO) bench -p tollgate --bench decide
 
 soak: $(if $(TOLLGATE_VENV),,venv)
-	$(CARGO) build -p tollgate-tests --bins
+	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-soak $(SOAK_ARGS)

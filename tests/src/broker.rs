@@ -124,6 +124,8 @@ pub struct BrokerOptions {
     /// Further environment variables, set after (and so overriding) the
     /// defaults, e.g. `TOLLGATE_ROLE_CACHE_SECONDS`.
     pub extra_env: Vec<(String, String)>,
+    /// Arguments for the binary (`serve` for the `tollgate` CLI).
+    pub args: Vec<String>,
 }
 
 impl Default for BrokerOptions {
@@ -136,6 +138,7 @@ impl Default for BrokerOptions {
             policy_dir: None,
             aws_endpoint: None,
             extra_env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -237,6 +240,7 @@ impl Broker {
         let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
         let mut child = tokio::process::Command::new(binary)
+            .args(&options.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env)
@@ -263,6 +267,25 @@ impl Broker {
         };
         broker.wait_until_healthy().await;
         broker
+    }
+
+    /// Runs `tollgate serve`: the CLI binary built beside the running program
+    /// (the bench and soak drivers in `target/debug`). Unlike
+    /// `tollgate-test-server` it does not exit when its standard input
+    /// closes; it is killed when the broker is dropped.
+    pub async fn start_cli(options: BrokerOptions) -> Self {
+        let exe = std::env::current_exe().expect("current exe");
+        let cli = exe.parent().expect("a directory").join("tollgate");
+        assert!(
+            cli.is_file(),
+            "{} was not built; run `cargo build -p tollgate-cli` first",
+            cli.display()
+        );
+        let options = BrokerOptions {
+            args: vec!["serve".into()],
+            ..options
+        };
+        Self::start(&cli, options).await
     }
 
     async fn wait_until_healthy(&self) {

@@ -2,7 +2,7 @@
 //!
 //! 1. Load: N request → approve → credentials flows (default 1,000) from C
 //!    concurrent clients (default 16) against the real broker process
-//!    (`tollgate-test-server`, what `tollgate serve` runs): throughput,
+//!    (`tollgate serve`): throughput,
 //!    p50/p99 per step and per flow, and the share of the broker's time
 //!    spent waiting on the emulator. Method: the broker's AWS endpoint is a
 //!    timing proxy ([`tollgate_tests::aws_proxy`]) that sums how long the
@@ -100,14 +100,6 @@ fn args() -> Args {
     a
 }
 
-/// The broker binary built beside this one.
-pub fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .expect("a directory")
-        .join("tollgate-test-server")
-}
-
 fn print_ops(stats: &BTreeMap<String, OpStats>) -> String {
     stats
         .iter()
@@ -136,8 +128,8 @@ async fn run(args: Args) -> ExitCode {
     }
     // 3. Sweep.
     if !args.skip_sweep {
-        // An emulator of its own: moto copies a whole table for every
-        // transaction, so the load's table would slow the sweep down.
+        // An emulator of its own, so the sweep's figures do not depend on
+        // what the load left in the first one.
         let own = Emulator::start().unwrap_or_else(|e| panic!("emulator: {e}"));
         sweep(&own, args.sweep).await;
     }
@@ -156,17 +148,14 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
     // 1. Load.
     let proxy = AwsProxy::start(emulator.endpoint()).await;
     let broker = Arc::new(
-        Broker::start(
-            &server_binary(),
-            BrokerOptions {
-                sweep_interval_seconds: 3600,
-                aws_endpoint: Some(proxy.endpoint()),
-                // The broker's default role cache, as `tollgate serve` runs
-                // (the test brokers turn it off).
-                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
-                ..BrokerOptions::default()
-            },
-        )
+        Broker::start_cli(BrokerOptions {
+            sweep_interval_seconds: 3600,
+            aws_endpoint: Some(proxy.endpoint()),
+            // The broker's default role cache, as `tollgate serve` runs
+            // (the test brokers turn it off).
+            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
+            ..BrokerOptions::default()
+        })
         .await,
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -291,15 +280,12 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
 async fn calls_per_operation(emulator: &Emulator) {
     println!("\n## AWS calls per operation (one flow at a time, counted on the wire)");
     let proxy = AwsProxy::start(emulator.endpoint()).await;
-    let b = Broker::start(
-        &server_binary(),
-        BrokerOptions {
-            sweep_interval_seconds: 3600,
-            aws_endpoint: Some(proxy.endpoint()),
-            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
-            ..BrokerOptions::default()
-        },
-    )
+    let b = Broker::start_cli(BrokerOptions {
+        sweep_interval_seconds: 3600,
+        aws_endpoint: Some(proxy.endpoint()),
+        extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
+        ..BrokerOptions::default()
+    })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.take();
@@ -471,10 +457,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// RSS (`VmHWM`) of the expiry function over N scheduled invocations.
 async fn functions(emulator: &Emulator, args: &Args) {
     use tollgate_tests::runtime_api::{FunctionProcess, RuntimeApi};
-    let dir = args
-        .functions
-        .clone()
-        .unwrap_or_else(|| server_binary().parent().expect("dir").to_path_buf());
+    let dir = args.functions.clone().unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        exe.parent().expect("dir").to_path_buf()
+    });
     println!("\n## Function binaries in {}", dir.display());
     let python = match std::env::var_os("TOLLGATE_VENV") {
         Some(v) => PathBuf::from(v).join("bin").join("python"),

@@ -66,13 +66,6 @@ fn args() -> Args {
     a
 }
 
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .expect("a directory")
-        .join("tollgate-test-server")
-}
-
 struct Checks {
     failures: Vec<String>,
 }
@@ -145,7 +138,7 @@ async fn steady_load(args: &Args, c: &mut Checks) {
         "\n## Load: {} flows from {} clients",
         args.flows, args.clients
     );
-    let b = Arc::new(Broker::start(&server_binary(), default_cache()).await);
+    let b = Arc::new(Broker::start_cli(default_cache()).await);
     let report = load::run(&b, args.flows, args.clients).await;
     summary(&report);
     c.check(report.server_errors().is_empty(), "zero 5xx");
@@ -223,14 +216,11 @@ async fn outage(args: &Args, c: &mut Checks) {
     let emulator = OwnEmulator::start(free_port());
     let endpoint = format!("http://127.0.0.1:{}", emulator.port);
     let b = Arc::new(
-        Broker::start(
-            &server_binary(),
-            BrokerOptions {
-                aws_endpoint: Some(endpoint.clone()),
-                sweep_interval_seconds: 3600,
-                ..default_cache()
-            },
-        )
+        Broker::start_cli(BrokerOptions {
+            aws_endpoint: Some(endpoint.clone()),
+            sweep_interval_seconds: 3600,
+            ..default_cache()
+        })
         .await,
     );
     let broker_pid = b.pid();
@@ -338,14 +328,11 @@ async fn webhooks(c: &mut Checks) {
         }
     });
     let down_url = format!("http://127.0.0.1:{}/hook", free_port());
-    let b = Broker::start(
-        &server_binary(),
-        BrokerOptions {
-            webhook_urls: vec![down_url, slow_url],
-            webhook_secret: Some("soak-webhook-secret-0123456789abcdef".into()),
-            ..BrokerOptions::default()
-        },
-    )
+    let b = Broker::start_cli(BrokerOptions {
+        webhook_urls: vec![down_url, slow_url],
+        webhook_secret: Some("soak-webhook-secret-0123456789abcdef".into()),
+        ..BrokerOptions::default()
+    })
     .await;
     let mut worst = Duration::ZERO;
     let mut statuses = Vec::new();
