@@ -15,7 +15,8 @@
 //! 3. Webhooks: a receiver that refuses connections and one that answers
 //!    after 30 s; requests still succeed within their budget.
 //!
-//! Options: `--flows N --clients C --outage-flows N`.
+//! Options: `--flows N --clients C --outage-flows N` (defaults 1,000, 16 and
+//! 1,000: the outage happens in the middle of a load as large as the first).
 
 // A test driver: it reports on stdout and stops loudly when the
 // environment it drives is broken.
@@ -48,7 +49,7 @@ fn args() -> Args {
     let mut a = Args {
         flows: 1000,
         clients: 16,
-        outage_flows: 300,
+        outage_flows: 1000,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     for pair in v.chunks(2) {
