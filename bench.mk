@@ -1,6 +1,7 @@
 # Benchmarks and the soak test (included by the root Makefile; not part of
 # `make test`). Debug builds: a release build takes 20+ minutes here.
-# BENCH_ARGS, e.g. `--flows 1000 --clients 16 --sweep 10000`.
+# BENCH_ARGS, e.g. `--flows 1000 --clients 16 --sweep 10000`; `--binaries
+# target/release` measures release binaries built beforehand (see tollgate-bench).
 
 BENCH_ARGS ?=
 SOAK_ARGS ?=

@@ -143,6 +143,13 @@ impl Default for BrokerOptions {
     }
 }
 
+/// The directory of the running program: `target/debug` for the bench and
+/// soak drivers, where the workspace's other binaries are built too.
+pub fn program_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().expect("a directory").to_path_buf()
+}
+
 /// A running broker over its own table.
 pub struct Broker {
     /// `http://127.0.0.1:<port>`.
@@ -269,13 +276,12 @@ impl Broker {
         broker
     }
 
-    /// Runs `tollgate serve`: the CLI binary built beside the running program
-    /// (the bench and soak drivers in `target/debug`). Unlike
+    /// Runs `tollgate serve` from `dir` (say [`program_dir`], or
+    /// `target/release` to measure a release build). Unlike
     /// `tollgate-test-server` it does not exit when its standard input
     /// closes; it is killed when the broker is dropped.
-    pub async fn start_cli(options: BrokerOptions) -> Self {
-        let exe = std::env::current_exe().expect("current exe");
-        let cli = exe.parent().expect("a directory").join("tollgate");
+    pub async fn start_cli(dir: &Path, options: BrokerOptions) -> Self {
+        let cli = dir.join("tollgate");
         assert!(
             cli.is_file(),
             "{} was not built; run `cargo build -p tollgate-cli` first",

@@ -17,7 +17,13 @@
 //!    `tollgate::api::sweep::sweep` with a `now` past their windows until
 //!    nothing is left: time and AWS calls.
 //!
-//! Options: `--flows N --clients C --sweep S --skip-sweep`. Writes the
+//! 4. Function binaries: init time, sizes, peak RSS.
+//!
+//! Options: `--flows N --clients C --sweep S --skip-load --skip-sweep
+//! --invocations N --binaries DIR`. `--binaries` is where the `tollgate`
+//! CLI and the function binaries to measure are: by default beside this
+//! program (`target/debug`); `target/release` after `cargo build --release
+//! -p tollgate-cli -p tollgate-requests ...` measures what ships. Writes the
 //! report to stdout; exits non-zero if the load saw a 5xx.
 
 // A measuring tool: it reports on stdout and stops loudly when the
@@ -30,7 +36,7 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +50,7 @@ use tollgate::aws::testing::{Emulator, new_request, unique_name};
 use tollgate::config::Config;
 use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
 use tollgate_tests::aws_proxy::{AwsProxy, OpStats, total};
-use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, role_arn};
+use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, program_dir, role_arn};
 use tollgate_tests::load::{self, STEPS, broker_latencies, ms, percentile};
 
 struct Args {
@@ -53,7 +59,7 @@ struct Args {
     sweep: usize,
     skip_sweep: bool,
     skip_load: bool,
-    functions: Option<PathBuf>,
+    binaries: PathBuf,
     invocations: usize,
 }
 
@@ -64,7 +70,7 @@ fn args() -> Args {
         sweep: 10_000,
         skip_sweep: false,
         skip_load: false,
-        functions: None,
+        binaries: program_dir(),
         invocations: 1000,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -89,8 +95,8 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
-            "--functions" => {
-                a.functions = Some(PathBuf::from(v.get(i + 1).expect("--functions DIR")));
+            "--binaries" => {
+                a.binaries = PathBuf::from(v.get(i + 1).expect("--binaries DIR"));
             }
             "--invocations" => a.invocations = num(i),
             other => panic!("unknown option {other}"),
@@ -148,14 +154,17 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
     // 1. Load.
     let proxy = AwsProxy::start(emulator.endpoint()).await;
     let broker = Arc::new(
-        Broker::start_cli(BrokerOptions {
-            sweep_interval_seconds: 3600,
-            aws_endpoint: Some(proxy.endpoint()),
-            // The broker's default role cache, as `tollgate serve` runs
-            // (the test brokers turn it off).
-            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
-            ..BrokerOptions::default()
-        })
+        Broker::start_cli(
+            &args.binaries,
+            BrokerOptions {
+                sweep_interval_seconds: 3600,
+                aws_endpoint: Some(proxy.endpoint()),
+                // The broker's default role cache, as `tollgate serve` runs
+                // (the test brokers turn it off).
+                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
+                ..BrokerOptions::default()
+            },
+        )
         .await,
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -273,19 +282,22 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
     drop(broker);
 
     // 2. AWS calls per operation.
-    calls_per_operation(emulator).await;
+    calls_per_operation(emulator, &args.binaries).await;
     failed
 }
 
-async fn calls_per_operation(emulator: &Emulator) {
+async fn calls_per_operation(emulator: &Emulator, binaries: &Path) {
     println!("\n## AWS calls per operation (one flow at a time, counted on the wire)");
     let proxy = AwsProxy::start(emulator.endpoint()).await;
-    let b = Broker::start_cli(BrokerOptions {
-        sweep_interval_seconds: 3600,
-        aws_endpoint: Some(proxy.endpoint()),
-        extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
-        ..BrokerOptions::default()
-    })
+    let b = Broker::start_cli(
+        binaries,
+        BrokerOptions {
+            sweep_interval_seconds: 3600,
+            aws_endpoint: Some(proxy.endpoint()),
+            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
+            ..BrokerOptions::default()
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.take();
@@ -457,10 +469,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// RSS (`VmHWM`) of the expiry function over N scheduled invocations.
 async fn functions(emulator: &Emulator, args: &Args) {
     use tollgate_tests::runtime_api::{FunctionProcess, RuntimeApi};
-    let dir = args.functions.clone().unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent().expect("dir").to_path_buf()
-    });
+    let dir = &args.binaries;
     println!("\n## Function binaries in {}", dir.display());
     let python = match std::env::var_os("TOLLGATE_VENV") {
         Some(v) => PathBuf::from(v).join("bin").join("python"),

@@ -33,7 +33,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tollgate::aws::testing::{Clients, repo_root, sdk_config_for};
-use tollgate_tests::broker::{ALICE, Auth, Broker, BrokerOptions, free_port};
+use tollgate_tests::broker::{ALICE, Auth, Broker, BrokerOptions, free_port, program_dir};
 use tollgate_tests::load::{self, Flow, Gate, LoadReport, ms, percentile};
 
 /// How long an answer during the outage may take.
@@ -139,7 +139,7 @@ async fn steady_load(args: &Args, c: &mut Checks) {
         "\n## Load: {} flows from {} clients",
         args.flows, args.clients
     );
-    let b = Arc::new(Broker::start_cli(default_cache()).await);
+    let b = Arc::new(Broker::start_cli(&program_dir(), default_cache()).await);
     let report = load::run(&b, args.flows, args.clients).await;
     summary(&report);
     c.check(report.server_errors().is_empty(), "zero 5xx");
@@ -217,11 +217,14 @@ async fn outage(args: &Args, c: &mut Checks) {
     let emulator = OwnEmulator::start(free_port());
     let endpoint = format!("http://127.0.0.1:{}", emulator.port);
     let b = Arc::new(
-        Broker::start_cli(BrokerOptions {
-            aws_endpoint: Some(endpoint.clone()),
-            sweep_interval_seconds: 3600,
-            ..default_cache()
-        })
+        Broker::start_cli(
+            &program_dir(),
+            BrokerOptions {
+                aws_endpoint: Some(endpoint.clone()),
+                sweep_interval_seconds: 3600,
+                ..default_cache()
+            },
+        )
         .await,
     );
     let broker_pid = b.pid();
@@ -329,11 +332,14 @@ async fn webhooks(c: &mut Checks) {
         }
     });
     let down_url = format!("http://127.0.0.1:{}/hook", free_port());
-    let b = Broker::start_cli(BrokerOptions {
-        webhook_urls: vec![down_url, slow_url],
-        webhook_secret: Some("soak-webhook-secret-0123456789abcdef".into()),
-        ..BrokerOptions::default()
-    })
+    let b = Broker::start_cli(
+        &program_dir(),
+        BrokerOptions {
+            webhook_urls: vec![down_url, slow_url],
+            webhook_secret: Some("soak-webhook-secret-0123456789abcdef".into()),
+            ..BrokerOptions::default()
+        },
+    )
     .await;
     let mut worst = Duration::ZERO;
     let mut statuses = Vec::new();
