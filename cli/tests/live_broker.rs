@@ -755,6 +755,57 @@ fn revoking_ends_the_grant_and_forgets_its_cached_credentials() {
 }
 
 #[test]
+fn a_grant_revoked_by_someone_else_is_not_served_from_the_cache_and_a_new_one_is() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    let sam = b.token("sam", &["security"], true, &[]);
+    let json = |b: &Broker| {
+        let r = run(
+            &mut b.cli(&alice),
+            &["credentials", "--role", STAGING, "--format", "json"],
+        );
+        (r.code, serde_json::from_str::<Value>(&r.out).ok(), r.err)
+    };
+    let first = request(&b, &alice, STAGING, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, minted, err) = json(&b);
+    assert_eq!(code, 0, "{err}");
+    let minted = minted.unwrap();
+    assert_eq!(minted["request_id"], first.as_str());
+    let (_, cached, _) = json(&b);
+    assert_eq!(
+        cached.unwrap(),
+        minted,
+        "served from the cache while active"
+    );
+
+    // Revoked by the security team, not by alice: her cache still holds
+    // the credentials, and they must not be handed out again.
+    let r = run(
+        &mut b.cli(&sam),
+        &["revoke", &first, "--reason", "incident"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let (code, _, err) = json(&b);
+    assert_eq!(code, 4, "no active grant: {err}");
+    assert!(err.contains("no_active_grant"), "{err}");
+    assert_eq!(std::fs::read_dir(b.cache_dir()).unwrap().count(), 0);
+
+    // A new grant for the role is found and minted, not hidden by the old.
+    let second = request(&b, &alice, STAGING, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, fresh, err) = json(&b);
+    assert_eq!(code, 0, "{err}");
+    let fresh = fresh.unwrap();
+    assert_eq!(fresh["request_id"], second.as_str());
+    assert_ne!(fresh["access_key_id"], minted["access_key_id"]);
+}
+
+#[test]
 fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table() {
     let b = Broker::start();
     let alice = b.token("alice", &["developers"], false, &[]);

@@ -1,6 +1,7 @@
 //! `tollgate credentials`: STS credentials for an active grant, by request id
 //! or by role, as `credential_process` JSON, shell exports or JSON, reusing
-//! the per-user cache while the credentials and the grant last.
+//! the per-user cache while the credentials and the grant last (checked
+//! with one read of the grant; see `still_granted`).
 
 use super::Ctx;
 use crate::args::{CredentialFormat, CredentialsArgs};
@@ -12,6 +13,7 @@ use crate::output::{OutputFormat, write_json};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::io::Write;
+use std::time::Duration;
 use tollgate::domain::{AccessRequest, RequestId, RoleArn, Status, Timestamp};
 
 /// How `mint_and_print` behaves.
@@ -43,6 +45,7 @@ pub async fn run(
     };
     let caller = cache::caller_key(token.expose_secret());
     let now = Timestamp::now();
+    let client = Client::new(url.clone(), &token)?;
 
     if let Some(cache) = &cache {
         let hit = match (&args.id, &args.role) {
@@ -51,13 +54,17 @@ pub async fn run(
             (None, None) => Ok(None),
         };
         match hit {
-            Ok(Some(entry)) => return Ok(print(out, format, &entry)?),
+            Ok(Some(entry)) => {
+                if still_granted(&client, &entry, now).await {
+                    return Ok(print(out, format, &entry)?);
+                }
+                cache.remove(url.as_str(), &caller, entry.request_id);
+            }
             Ok(None) => {}
             Err(e) => eprintln!("warning: not using the credential cache: {e}"),
         }
     }
 
-    let client = Client::new(url, &token)?;
     let req = match (&args.id, &args.role) {
         (Some(id), _) => parse_request(&client.get(*id).await?)?,
         (None, Some(role)) => active_grant_for_role(&client, role, now).await?,
@@ -74,6 +81,34 @@ pub async fn run(
     };
     mint_and_print(ctx, &client, &token, &req, opts, out).await
 }
+
+/// Whether cached credentials may still be handed out: one read of their
+/// request (no new STS session, no audit event). A grant the broker says was
+/// revoked, has ended, or no longer exists (another broker at the same URL)
+/// is not served: its credentials would only meet the role's deny
+/// statement, and a newer grant for the role would be hidden behind them.
+/// When the broker cannot answer within [`CONFIRM_TIMEOUT`], the cached
+/// credentials are served, so AWS clients keep working through a broker
+/// outage.
+async fn still_granted(client: &Client, entry: &CachedEntry, now: Timestamp) -> bool {
+    let read = tokio::time::timeout(CONFIRM_TIMEOUT, client.get(entry.request_id)).await;
+    let code = match read.map(|r| r.and_then(|v| parse_request(&v))) {
+        Ok(Ok(req)) => return req.effective_status(now) == Status::Active,
+        Ok(Err(e)) if e.exit == Exit::NotFound => return false,
+        Ok(Err(e)) => e.code,
+        Err(_) => "timed_out".to_owned(),
+    };
+    eprintln!(
+        "warning: cannot confirm grant {} with the broker ({code}); using cached credentials",
+        entry.request_id
+    );
+    true
+}
+
+/// How long a cache hit waits for the broker to confirm its grant. An AWS
+/// client waits for `credential_process`, so a hung broker must not hold
+/// it for the full request timeout.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Mints credentials for `req` (which must be active), caches them unless
 /// told not to, and prints them.
