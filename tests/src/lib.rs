@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a local Lambda Runtime API for
 //! the function binaries, API Gateway event builders, a real local broker
-//! over the emulator, and a recording proxy for what it sends to STS.
+//! over the emulator, a recording proxy for what it sends to STS, and a
+//! webhook receiver.
 
 // This crate exists only to support tests: a helper that cannot do its job
 // fails the test on the spot, with a message saying why.
@@ -12,3 +13,4 @@ pub mod broker;
 pub mod load;
 pub mod runtime_api;
 pub mod sts_proxy;
+pub mod webhooks;

@@ -10,7 +10,6 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use tollgate::api::notify::signature;
 use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, CAROL, User, role_arn};
 
@@ -641,33 +640,10 @@ async fn a_dry_run_explains_the_decision_and_stores_nothing() {
     );
 }
 
-type Received = Arc<Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
-
-async fn webhook_receiver() -> (String, Received) {
-    let got: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook/{token}",
-            axum::routing::post(
-                |axum::extract::State(got): axum::extract::State<Received>,
-                 headers: axum::http::HeaderMap,
-                 body: axum::body::Bytes| async move {
-                    got.lock().unwrap().push((headers, body));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook/SECRETPATH"), got)
-}
-
 #[tokio::test]
 async fn webhooks_announce_pending_requests_and_decisions_signed_and_a_dead_webhook_changes_nothing()
  {
-    let (url, got) = webhook_receiver().await;
+    let (url, got) = tollgate_tests::webhooks::receiver("SECRETPATH").await;
     let dead = format!(
         "http://127.0.0.1:{}/hook/x",
         tollgate_tests::broker::free_port()

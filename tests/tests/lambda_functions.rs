@@ -384,33 +384,10 @@ async fn cold_starts_are_measured_for_every_function() {
     eprintln!("{}", lines.join("\n"));
 }
 
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
-
-async fn webhook_receiver() -> (String, Received) {
-    let got: Received = Default::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(
-                |axum::extract::State(got): axum::extract::State<Received>,
-                 headers: axum::http::HeaderMap,
-                 body: axum::body::Bytes| async move {
-                    got.lock().unwrap().push((headers, body));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn deployed_settings_come_from_secrets_manager_and_page_tokens_survive_cold_starts() {
     let setup = Setup::new().await;
-    let (hook, got) = webhook_receiver().await;
+    let (hook, got) = tollgate_tests::webhooks::receiver("settings").await;
     let sm = aws_sdk_secretsmanager::Client::new(&Emulator::shared().unwrap().sdk_config().await);
     let secret = sm
         .create_secret()

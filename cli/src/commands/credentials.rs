@@ -108,7 +108,7 @@ async fn still_granted(client: &Client, entry: &CachedEntry, now: Timestamp) -> 
 /// How long a cache hit waits for the broker to confirm its grant. An AWS
 /// client waits for `credential_process`, so a hung broker must not hold
 /// it for the full request timeout.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Mints credentials for `req` (which must be active), caches them unless
 /// told not to, and prints them.
