@@ -125,7 +125,12 @@ pub(crate) fn decide_logged(
     let policies: Vec<String> = if decision.allowed {
         decision.permitted_by.iter().map(|p| p.id.clone()).collect()
     } else {
-        decision.forbidden_by.iter().map(|p| p.id.clone()).collect()
+        decision
+            .forbidden_by
+            .iter()
+            .chain(&decision.failed_forbids)
+            .map(|p| p.id.clone())
+            .collect()
     };
     let actor = crate::domain::Actor::User(q.principal.sub.clone());
     state.audit.decision(&LoggedDecision {
@@ -144,9 +149,16 @@ pub(crate) fn decide_logged(
 
 /// 403 `policy_denied` with the explanation.
 pub(crate) fn policy_denied(decision: &Decision) -> BrokerError {
-    let why = match decision.forbidden_by.first() {
-        Some(p) => format!("forbidden by policy `{}`", p.id),
-        None => "no policy permits it".to_owned(),
+    let why = match (
+        decision.forbidden_by.first(),
+        decision.failed_forbids.first(),
+    ) {
+        (Some(p), _) => format!("forbidden by policy `{}`", p.id),
+        (None, Some(p)) => format!(
+            "forbid policy `{}` failed to evaluate, and a forbid that fails denies",
+            p.id
+        ),
+        (None, None) => "no policy permits it".to_owned(),
     };
     BrokerError::Denied {
         code: "policy_denied",
