@@ -24,6 +24,10 @@ pub struct Config {
     /// `TOLLGATE_TAG_CLAIMS`: comma-separated claims exposed to policies as user tags
     /// (default `department,clearance,location`).
     pub tag_claims: Vec<String>,
+    /// `TOLLGATE_AUDIT_KEY_ID`: the KMS key (id, ARN or `alias/...`) that
+    /// signs every audit event (default `alias/tollgate-audit`, which
+    /// `tollgate local provision` creates; the template sets the key's ARN).
+    pub audit_key_id: String,
 }
 
 impl Default for Config {
@@ -37,6 +41,7 @@ impl Default for Config {
             role_cache_seconds: 60,
             groups_claim: "groups".into(),
             tag_claims: vec!["department".into(), "clearance".into(), "location".into()],
+            audit_key_id: crate::aws::DEFAULT_AUDIT_KEY.into(),
         }
     }
 }
@@ -91,6 +96,10 @@ impl Config {
             retention_days: num("TOLLGATE_RETENTION_DAYS", d.retention_days, 1, 3650)?,
             role_cache_seconds: num("TOLLGATE_ROLE_CACHE_SECONDS", d.role_cache_seconds, 0, 3600)?,
             groups_claim: get("TOLLGATE_GROUPS_CLAIM").unwrap_or(d.groups_claim),
+            audit_key_id: get("TOLLGATE_AUDIT_KEY_ID")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(d.audit_key_id),
             tag_claims: get("TOLLGATE_TAG_CLAIMS").map_or(d.tag_claims, |v| {
                 v.split(',')
                     .map(str::trim)

@@ -198,6 +198,11 @@ impl Broker {
         tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
             .await
             .unwrap_or_else(|e| panic!("provisioning {table}: {e}"));
+        // The audit key the broker signs with (its default alias).
+        clients
+            .audit_signer()
+            .await
+            .unwrap_or_else(|e| panic!("the audit key: {e}"));
         let sts = StsProxy::start(&endpoint).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();

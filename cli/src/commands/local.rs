@@ -1,5 +1,6 @@
 //! Local development against the AWS emulator: `tollgate local provision`
-//! creates the table and the example roles on `AWS_ENDPOINT_URL`.
+//! creates the table, the example roles and the audit key on
+//! `AWS_ENDPOINT_URL`.
 
 use super::Env;
 use crate::args::ProvisionArgs;
@@ -71,6 +72,10 @@ pub async fn provision(
     let done = tollgate::aws::provision(&dynamodb, &iam, &table)
         .await
         .map_err(|e| aws_error(&e))?;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let audit_key = tollgate::aws::ensure_audit_key(&kms, tollgate::aws::DEFAULT_AUDIT_KEY)
+        .await
+        .map_err(|e| aws_error(&e))?;
     match format {
         OutputFormat::Json => write_json(
             out,
@@ -79,6 +84,8 @@ pub async fn provision(
                 "table": done.table,
                 "table_created": done.table_created,
                 "roles": done.roles,
+                "audit_key": audit_key,
+                "audit_key_alias": tollgate::aws::DEFAULT_AUDIT_KEY,
             }),
         )?,
         OutputFormat::Table => {
@@ -88,6 +95,11 @@ pub async fn provision(
                 "already existed"
             };
             writeln!(out, "table {} {what} at {endpoint}", done.table)?;
+            writeln!(
+                out,
+                "audit key {audit_key} ({})",
+                tollgate::aws::DEFAULT_AUDIT_KEY
+            )?;
             let mut t = Table::new(&["EXAMPLE ROLE"]);
             for role in &done.roles {
                 t.push(vec![role.to_string()]);

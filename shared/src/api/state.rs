@@ -7,13 +7,13 @@
 //! `credentials` holds an STS issuer, only `revocations` and `expiry` a
 //! role-policy writer. The IaC grants each function exactly that.
 
-use super::auth::{Authenticator, TokenVerifier, VerifierError, VerifierSettings};
+use super::auth::{Authenticator, OidcVerifier, TokenVerifier, VerifierError, VerifierSettings};
 use super::clock::Clock;
 use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
 use super::pagination::PageSealer;
 use super::settings::{Settings, SettingsError};
 use crate::audit::{AuditLog, Metrics};
-use crate::aws::{Issuer, Revoker, RoleDirectory, Store};
+use crate::aws::{AuditSigner, Issuer, Revoker, RoleDirectory, Store};
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyEngine, PolicyError};
 use secrecy::ExposeSecret;
@@ -151,7 +151,11 @@ impl AppState {
         } = options;
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let iam = aws_sdk_iam::Client::new(sdk);
-        let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds());
+        // INVARIANT: every process that writes events signs them; none
+        // writes unsigned (the store refuses).
+        let signer = AuditSigner::new(aws_sdk_kms::Client::new(sdk), config.audit_key_id.clone());
+        let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds())
+            .with_signer(signer);
         let roles = RoleDirectory::new(
             iam.clone(),
             Duration::from_secs(u64::from(config.role_cache_seconds)),
@@ -193,10 +197,17 @@ impl AppState {
     }
 
     /// The state of one Lambda function: configuration from the
-    /// environment, one `SdkConfig`, the settings secret, and claims from
-    /// API Gateway's JWT authorizer.
+    /// environment, one `SdkConfig`, the settings secret, and bearer tokens
+    /// verified against the issuer's keys (`TOLLGATE_JWT_ISSUER`,
+    /// `TOLLGATE_JWT_AUDIENCE`; the function does not rely on API Gateway's
+    /// authorizer alone).
     pub async fn for_lambda(routes: RouteSet) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
+        let auth = if routes == RouteSet::Expiry {
+            Authenticator::Nobody
+        } else {
+            Authenticator::Oidc(Arc::new(OidcVerifier::new(&VerifierSettings::from_env())?))
+        };
         let sdk = crate::aws::load_sdk_config().await;
         let settings = if matches!(routes, RouteSet::Expiry | RouteSet::Credentials) {
             // These never list or notify: they do not read the secret.
@@ -209,7 +220,7 @@ impl AppState {
             StateOptions {
                 config,
                 routes,
-                auth: Authenticator::ApiGateway,
+                auth,
                 settings,
                 clock: Clock::system(),
                 audit: AuditLog::stdout(),

@@ -1,15 +1,17 @@
 //! The DynamoDB store: persists what the pure lifecycle returns. A create is
 //! one transaction (request, first event, idempotency item); every
 //! transition is one transaction (the request put conditional on its
-//! version, plus the event put). Reads are strongly consistent on the table
-//! and paginated on the indexes. Layout: [`super::schema`].
+//! version, plus the event put). Every event is signed with the audit key
+//! ([`super::AuditSigner`]) just before its transaction; the store refuses
+//! to write without one. Reads are strongly consistent on the table and
+//! paginated on the indexes. Layout: [`super::schema`].
 
 use super::schema::{
     self, BODY, DUE, EVENT, FINGERPRINT, GSI_BY_REQUESTER, GSI_OPEN_BY_DUE, GSI_PENDING_BY_ROLE,
     GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, PENDING, PK, REQUEST_ID, SK,
     STATUS, TTL, VERSION,
 };
-use super::{BoxError, is_transient};
+use super::{AuditSigner, AwsError, BoxError, is_transient};
 use crate::BrokerError;
 use crate::domain::UserId;
 use crate::domain::{AccessRequest, Event, IdempotencyKey, RequestId, RoleArn, Status, Timestamp};
@@ -48,6 +50,10 @@ pub enum StoreError {
     /// An item that does not decode, or inputs that contradict each other.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The event could not be signed with the audit key (or the store has
+    /// no signer): nothing was written.
+    #[error("the audit event could not be signed")]
+    Signing(#[source] AwsError),
 }
 
 impl From<StoreError> for BrokerError {
@@ -69,6 +75,7 @@ impl From<StoreError> for BrokerError {
                 message: "AWS is unavailable; retry shortly".into(),
                 source: Some(source),
             },
+            StoreError::Signing(e) => e.into(),
             other @ (StoreError::Aws(_) | StoreError::Corrupt(_)) => Self::Internal {
                 detail: super::error_chain(&other),
             },
@@ -127,6 +134,7 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     retention_seconds: i64,
+    signer: Option<AuditSigner>,
 }
 
 impl Store {
@@ -137,7 +145,35 @@ impl Store {
             client,
             table: Arc::from(table.into()),
             retention_seconds,
+            signer: None,
         }
+    }
+
+    /// The same store, signing every event it writes with `signer`. A store
+    /// without a signer can read, but refuses to write a request or event.
+    #[must_use]
+    pub fn with_signer(mut self, signer: AuditSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// `event` with the audit key's signature over its hash: one KMS `Sign`
+    /// call, made before the transaction that writes it.
+    // INVARIANT: no event is written unsigned.
+    async fn signed(&self, event: &Event) -> Result<Event, StoreError> {
+        let Some(signer) = &self.signer else {
+            return Err(StoreError::Signing(AwsError::Corrupt(
+                "the store has no audit key to sign events with".into(),
+            )));
+        };
+        let signature = signer
+            .sign(&event.hash)
+            .await
+            .map_err(StoreError::Signing)?;
+        Ok(Event {
+            signature: Some(signature),
+            ..event.clone()
+        })
     }
 
     /// The table name.
@@ -182,6 +218,7 @@ impl Store {
             )));
         }
         check_event_matches(req, event)?;
+        let event = &self.signed(event).await?;
         let mut items = vec![
             self.put(
                 self.request_item(req)?,
@@ -336,6 +373,7 @@ impl Store {
             )));
         }
         check_event_matches(next, event)?;
+        let event = &self.signed(event).await?;
         let items = vec![
             self.put(
                 self.request_item(next)?,

@@ -10,6 +10,7 @@
 mod credentials;
 mod dynamodb;
 mod iam;
+pub mod kms;
 mod provision;
 mod revocation;
 pub mod schema;
@@ -20,6 +21,7 @@ pub mod testing;
 pub use credentials::{issue_recorded, mint_credentials};
 pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
 pub use iam::RoleDirectory;
+pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, Provisioned, create_role, create_table, provision,
 };

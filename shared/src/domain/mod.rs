@@ -17,7 +17,7 @@ pub use duration::{
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
     AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
-    NewRequest, Refusal, Status,
+    EventSignature, NewRequest, Refusal, Status,
 };
 pub use request_id::RequestId;
 pub use role_arn::RoleArn;
