@@ -28,6 +28,12 @@ pub struct Config {
     /// signs every audit event (default `alias/tollgate-audit`, which
     /// `tollgate local provision` creates; the template sets the key's ARN).
     pub audit_key_id: String,
+    /// `TOLLGATE_MAX_OPEN_REQUESTS`: open (pending or active) requests one
+    /// user may have at once (default 20).
+    pub max_open_requests: u32,
+    /// `TOLLGATE_MAX_CREATES_PER_MINUTE`: requests one user may make per
+    /// minute (default 10).
+    pub max_creates_per_minute: u32,
 }
 
 impl Default for Config {
@@ -42,6 +48,8 @@ impl Default for Config {
             groups_claim: "groups".into(),
             tag_claims: vec!["department".into(), "clearance".into(), "location".into()],
             audit_key_id: crate::aws::DEFAULT_AUDIT_KEY.into(),
+            max_open_requests: 20,
+            max_creates_per_minute: 10,
         }
     }
 }
@@ -95,6 +103,13 @@ impl Config {
             )?,
             retention_days: num("TOLLGATE_RETENTION_DAYS", d.retention_days, 1, 3650)?,
             role_cache_seconds: num("TOLLGATE_ROLE_CACHE_SECONDS", d.role_cache_seconds, 0, 3600)?,
+            max_open_requests: num("TOLLGATE_MAX_OPEN_REQUESTS", d.max_open_requests, 1, 10_000)?,
+            max_creates_per_minute: num(
+                "TOLLGATE_MAX_CREATES_PER_MINUTE",
+                d.max_creates_per_minute,
+                1,
+                10_000,
+            )?,
             groups_claim: get("TOLLGATE_GROUPS_CLAIM").unwrap_or(d.groups_claim),
             audit_key_id: get("TOLLGATE_AUDIT_KEY_ID")
                 .map(|v| v.trim().to_owned())
@@ -108,6 +123,14 @@ impl Config {
                     .collect()
             }),
         })
+    }
+
+    /// The per-user caps the store enforces.
+    pub fn user_limits(&self) -> crate::aws::UserLimits {
+        crate::aws::UserLimits {
+            max_open: self.max_open_requests,
+            creates_per_minute: self.max_creates_per_minute,
+        }
     }
 
     /// Retention in seconds, for `ttl` attributes.

@@ -234,6 +234,10 @@ impl Broker {
                 dir.path().join("clock-offset").display().to_string(),
             ),
             ("TOLLGATE_ROLE_CACHE_SECONDS".into(), "0".into()),
+            // Tests act as a few users many times a minute; the caps have
+            // tests of their own (`extra_env` lowers them).
+            ("TOLLGATE_MAX_OPEN_REQUESTS".into(), "10000".into()),
+            ("TOLLGATE_MAX_CREATES_PER_MINUTE".into(), "10000".into()),
             ("RUST_LOG".into(), "info".into()),
         ];
         if let Some(ttl) = options.pending_ttl_seconds {

@@ -155,7 +155,8 @@ impl AppState {
         // writes unsigned (the store refuses).
         let signer = AuditSigner::new(aws_sdk_kms::Client::new(sdk), config.audit_key_id.clone());
         let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds())
-            .with_signer(signer);
+            .with_signer(signer)
+            .with_limits(config.user_limits());
         let roles = RoleDirectory::new(
             iam.clone(),
             Duration::from_secs(u64::from(config.role_cache_seconds)),

@@ -19,7 +19,9 @@ mod sts;
 pub mod testing;
 
 pub use credentials::{issue_recorded, mint_credentials};
-pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
+pub use dynamodb::{
+    Created, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, Store, StoreError, UserLimits,
+};
 pub use iam::RoleDirectory;
 pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
 pub use provision::{

@@ -321,6 +321,20 @@ pub enum EventKind {
     Lapsed,
 }
 
+impl EventKind {
+    /// Whether this event ends an open (pending or active) request.
+    pub const fn closes_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Denied { .. }
+                | Self::Cancelled
+                | Self::Revoked { .. }
+                | Self::Expired
+                | Self::Lapsed
+        )
+    }
+}
+
 /// One link of a request's hash-chained audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
