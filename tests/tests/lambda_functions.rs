@@ -40,7 +40,7 @@ impl Setup {
         let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
         let clients = emulator.clients().await;
         let table = unique_name("lambda");
-        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
             .await
             .unwrap();
         Self {
@@ -60,10 +60,19 @@ impl Setup {
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("TOLLGATE_TABLE", self.table.as_str()),
             ("TOLLGATE_ROLE_CACHE_SECONDS", "0"),
+            (
+                "TOLLGATE_BROKER_ACCOUNT",
+                tollgate::aws::LOCAL_BROKER_ACCOUNT,
+            ),
             ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(
+            tollgate::aws::local_environment()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        )
         .chain([(
             "TOLLGATE_POLICY_DIR".to_owned(),
             repo_root()
@@ -96,7 +105,7 @@ impl Setup {
 }
 
 fn role(name: &str) -> String {
-    format!("arn:aws:iam::123456789012:role/tollgate/{name}")
+    tollgate::aws::example_role(name).unwrap().arn()
 }
 
 fn alice() -> BTreeMap<String, String> {
@@ -233,7 +242,10 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     let arn = caller_arn(&setup.endpoint, &creds).await;
     assert_eq!(
         arn,
-        format!("arn:aws:sts::123456789012:assumed-role/ProductionOperator/tollgate-{id}")
+        format!(
+            "arn:aws:sts::{}:assumed-role/ProductionOperator/tollgate-{id}",
+            tollgate::aws::LOCAL_PRODUCTION_ACCOUNT
+        )
     );
     let secret = creds["secret_access_key"].as_str().unwrap();
     assert!(
@@ -259,7 +271,9 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     );
     let clients = Emulator::shared().unwrap().clients().await;
     let doc = clients
-        .iam
+        .iam_in(tollgate::aws::LOCAL_PRODUCTION_ACCOUNT)
+        .await
+        .unwrap()
         .get_role_policy()
         .role_name("ProductionOperator")
         .policy_name("TollgateRevocations")

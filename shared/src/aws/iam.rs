@@ -1,14 +1,15 @@
 //! Target roles as IAM describes them (role id, tags, maximum session
-//! duration), from one `GetRole` call, cached in process for a short time so
-//! a burst of requests for one role costs one call.
+//! duration), from one `GetRole` call in the role's account through its
+//! control role ([`Accounts::iam_for`]), cached in process for a short time
+//! so a burst of requests for one role costs one call.
 //!
-//! Roles are looked up by name in the broker's own account; a role ARN that
-//! names another account (or another path) does not match what `GetRole`
-//! returns and is reported as unknown. Cross-account roles are not supported.
+//! A role in an account that is not brokered is unknown without any AWS
+//! call; a role of the same name under another path does not match what
+//! `GetRole` returns and is unknown too.
 
+use super::accounts::Accounts;
 use super::{AwsError, aws_failure};
 use crate::domain::{RoleArn, RoleInfo};
-use aws_sdk_iam::Client;
 use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::operation::get_role::GetRoleError;
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ type Cache = HashMap<RoleArn, (Instant, Option<RoleInfo>)>;
 /// clone; clones share the cache.
 #[derive(Clone, Debug)]
 pub struct RoleDirectory {
-    client: Client,
+    accounts: Accounts,
     ttl: Duration,
     cache: Arc<Mutex<Cache>>,
 }
@@ -33,16 +34,17 @@ pub struct RoleDirectory {
 impl RoleDirectory {
     /// A directory caching each answer (including "no such role") for `cache_ttl`.
     /// A zero TTL disables the cache.
-    pub fn new(client: Client, cache_ttl: Duration) -> Self {
+    pub fn new(accounts: Accounts, cache_ttl: Duration) -> Self {
         Self {
-            client,
+            accounts,
             ttl: cache_ttl,
             cache: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// The role, or `None` when IAM has no role with this ARN. One `GetRole`
-    /// call, none while a cached answer is fresh.
+    /// The role, or `None` when IAM has no role with this ARN or its account
+    /// is not brokered. One `GetRole` call (and, for a cold control session,
+    /// one `AssumeRole`), none while a cached answer is fresh.
     #[tracing::instrument(skip_all, fields(role = %arn))]
     pub async fn describe(&self, arn: &RoleArn) -> Result<Option<RoleInfo>, AwsError> {
         if let Some(hit) = self.cached(arn) {
@@ -70,8 +72,17 @@ impl RoleDirectory {
         (at.elapsed() < self.ttl).then(|| info.clone())
     }
 
+    /// The accounts the directory describes roles in.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     async fn fetch(&self, arn: &RoleArn) -> Result<Option<RoleInfo>, AwsError> {
-        let out = match self.client.get_role().role_name(arn.name()).send().await {
+        if !self.accounts.is_brokered(arn.account()) {
+            return Ok(None);
+        }
+        let iam = self.accounts.iam_for(arn).await?;
+        let out = match iam.get_role().role_name(arn.name()).send().await {
             Ok(out) => out,
             Err(SdkError::ServiceError(ctx))
                 if matches!(ctx.err(), GetRoleError::NoSuchEntityException(_)) =>
