@@ -25,7 +25,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
-    /// `POST /requests/{id}/cancel`, `GET /health`.
+    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`.
     Requests,
     /// `POST /requests/{id}/approve` and `/deny`.
     Reviews,

@@ -8,10 +8,11 @@
 //! `GetRole` returns and is unknown too.
 
 use super::accounts::Accounts;
-use super::{AwsError, aws_failure};
-use crate::domain::{RoleArn, RoleInfo};
+use super::{AwsError, aws_failure, percent_decode};
+use crate::domain::{RoleArn, RoleFacts, RoleInfo};
 use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::operation::get_role::GetRoleError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,6 +78,65 @@ impl RoleDirectory {
         &self.accounts
     }
 
+    /// Everything `tollgate roles check` judges a role by, read through the
+    /// control role without the cache: the role with its trust policy, or
+    /// why it could not be read. Transport failures are errors; refusals are
+    /// facts.
+    pub async fn facts(&self, arn: &RoleArn) -> Result<RoleFacts, AwsError> {
+        if !self.accounts.is_brokered(arn.account()) {
+            return Ok(RoleFacts::NotBrokered);
+        }
+        let iam = match self.accounts.iam_for(arn).await {
+            Ok(iam) => iam,
+            Err(AwsError::Rejected { source, .. }) => {
+                let why = source
+                    .downcast_ref::<SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>>(
+                    )
+                    .and_then(|e| {
+                        e.as_service_error()
+                            .and_then(|s| s.code())
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "refused".to_owned());
+                return Ok(RoleFacts::NoControlSession(why));
+            }
+            Err(e) => return Err(e),
+        };
+        let out = match iam.get_role().role_name(arn.name()).send().await {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(ctx))
+                if matches!(ctx.err(), GetRoleError::NoSuchEntityException(_)) =>
+            {
+                return Ok(RoleFacts::Missing);
+            }
+            Err(SdkError::ServiceError(ctx)) if ctx.err().code() == Some("AccessDenied") => {
+                return Ok(RoleFacts::Unreadable);
+            }
+            Err(e) => return Err(aws_failure("GetRole", e)),
+        };
+        let Some(role) = out.role() else {
+            return Err(AwsError::Corrupt("GetRole returned no role".into()));
+        };
+        if role.arn() != arn.as_str() {
+            return Ok(RoleFacts::Missing);
+        }
+        let trust = role
+            .assume_role_policy_document()
+            .map(|raw| {
+                let text = if raw.trim_start().starts_with('{') {
+                    raw.to_owned()
+                } else {
+                    percent_decode(raw)
+                };
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+            })
+            .unwrap_or(serde_json::Value::Null);
+        Ok(RoleFacts::Found {
+            role: role_info(arn, role),
+            trust,
+        })
+    }
+
     async fn fetch(&self, arn: &RoleArn) -> Result<Option<RoleInfo>, AwsError> {
         if !self.accounts.is_brokered(arn.account()) {
             return Ok(None);
@@ -99,19 +159,24 @@ impl RoleDirectory {
         if role.arn() != arn.as_str() {
             return Ok(None);
         }
-        let max_session_seconds = role
-            .max_session_duration()
-            .and_then(|s| u32::try_from(s).ok())
-            .unwrap_or(DEFAULT_MAX_SESSION_SECONDS);
-        Ok(Some(RoleInfo {
-            arn: arn.clone(),
-            role_id: role.role_id().to_owned(),
-            max_session_seconds,
-            tags: role
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                .collect(),
-        }))
+        Ok(Some(role_info(arn, role)))
+    }
+}
+
+/// A role as the broker uses it, from IAM's description.
+fn role_info(arn: &RoleArn, role: &aws_sdk_iam::types::Role) -> RoleInfo {
+    let max_session_seconds = role
+        .max_session_duration()
+        .and_then(|s| u32::try_from(s).ok())
+        .unwrap_or(DEFAULT_MAX_SESSION_SECONDS);
+    RoleInfo {
+        arn: arn.clone(),
+        role_id: role.role_id().to_owned(),
+        max_session_seconds,
+        tags: role
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect(),
     }
 }

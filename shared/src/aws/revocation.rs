@@ -21,7 +21,7 @@
 //! and the write is retried if a concurrent writer overwrote it.
 
 use super::accounts::Accounts;
-use super::{AwsError, aws_failure};
+use super::{AwsError, aws_failure, percent_decode};
 use crate::domain::{RequestId, RoleArn, RoleInfo, Timestamp};
 use aws_sdk_iam::Client;
 use aws_sdk_iam::error::SdkError;
@@ -440,38 +440,6 @@ fn parse_unix(s: &str) -> Option<i64> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
-}
-
-/// Decodes RFC 3986 percent-encoding, as IAM returns policy documents.
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
-            _ => None,
-        };
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
