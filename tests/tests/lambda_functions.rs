@@ -349,6 +349,61 @@ async fn a_function_that_cannot_start_exits_without_polling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_function_refuses_to_start_with_a_development_clock_or_secret() {
+    let setup = Setup::new().await;
+    let clock = setup.logs.path().join("clock-offset");
+    std::fs::write(&clock, "86400").unwrap();
+    for (name, key, value) in [
+        (
+            "expiry",
+            "TOLLGATE_DEV_CLOCK_FILE",
+            clock.display().to_string(),
+        ),
+        (
+            "requests",
+            "TOLLGATE_DEV_CLOCK_FILE",
+            clock.display().to_string(),
+        ),
+        (
+            "credentials",
+            "TOLLGATE_DEV_SECRET",
+            "a-development-secret-0123456789".to_owned(),
+        ),
+    ] {
+        let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
+        // The same environment without the local-only setting starts.
+        let runtime = RuntimeApi::start().await;
+        let _baseline = FunctionProcess::spawn(&binary, &runtime, &setup.env(), setup.logs.path());
+        assert!(
+            runtime
+                .wait_for_polls(1, Duration::from_secs(60))
+                .await
+                .is_some(),
+            "{name} did not start without {key}"
+        );
+        let runtime = RuntimeApi::start().await;
+        let mut env = setup.env();
+        env.push((key.to_owned(), value));
+        let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while process.is_running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} kept running with {key} set"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            runtime
+                .wait_for_polls(1, Duration::from_millis(10))
+                .await
+                .is_none(),
+            "{name} polled for work with {key} set"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
     let setup = Setup::new().await;
     let binary = workspace_binary("tollgate-expiry", "tollgate-expiry");

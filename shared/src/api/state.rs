@@ -122,6 +122,24 @@ pub enum StartupError {
     Other(String),
 }
 
+/// Settings that only `tollgate serve` honours. A function that finds one
+/// refuses to start rather than ignore it: a development clock or secret in
+/// a deployed function is a mistake (or an attempt to move its clock).
+pub const LOCAL_ONLY_SETTINGS: &[&str] = &[
+    "TOLLGATE_DEV_SECRET",
+    "TOLLGATE_DEV_CLOCK_FILE",
+    "TOLLGATE_JWKS_FILE",
+];
+
+fn refuse_local_only_settings(is_set: impl Fn(&str) -> bool) -> Result<(), StartupError> {
+    match LOCAL_ONLY_SETTINGS.iter().find(|k| is_set(k)) {
+        Some(k) => Err(StartupError::Other(format!(
+            "{k} is a setting of the local server only; remove it from the function's environment"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What [`AppState::build`] needs besides the AWS configuration.
 pub struct StateOptions {
     /// Settings.
@@ -211,6 +229,7 @@ impl AppState {
     /// environment, one `SdkConfig`, the settings secret, and claims from
     /// API Gateway's JWT authorizer.
     pub async fn for_lambda(routes: RouteSet) -> Result<Self, StartupError> {
+        refuse_local_only_settings(|k| std::env::var_os(k).is_some())?;
         let mut config = Config::from_env()?;
         let sdk = crate::aws::load_sdk_config().await;
         Self::resolve_broker_account(&sdk, &mut config).await?;
