@@ -1,6 +1,8 @@
 //! Local development against the AWS emulator: `tollgate local provision`
-//! creates the table, the example roles and the audit key on
-//! `AWS_ENDPOINT_URL`.
+//! Local development against the AWS emulator: `tollgate local provision`
+//! creates, on `AWS_ENDPOINT_URL`, the table in the broker's account, the
+//! control role and example roles in the two local target accounts, and the
+//! audit key.
 
 use super::Env;
 use crate::args::ProvisionArgs;
@@ -69,7 +71,8 @@ pub async fn provision(
     let sdk = tollgate::aws::load_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let done = tollgate::aws::provision(&dynamodb, &iam, &table)
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let done = tollgate::aws::provision(&dynamodb, &iam, &sts, &table)
         .await
         .map_err(|e| aws_error(&e))?;
     let kms = aws_sdk_kms::Client::new(&sdk);
@@ -83,6 +86,8 @@ pub async fn provision(
                 "endpoint": endpoint,
                 "table": done.table,
                 "table_created": done.table_created,
+                "broker_account": tollgate::aws::LOCAL_BROKER_ACCOUNT,
+                "control_roles": done.control_roles,
                 "roles": done.roles,
                 "audit_key": audit_key,
                 "audit_key_alias": tollgate::aws::DEFAULT_AUDIT_KEY,
@@ -94,15 +99,20 @@ pub async fn provision(
             } else {
                 "already existed"
             };
-            writeln!(out, "table {} {what} at {endpoint}", done.table)?;
+            writeln!(
+                out,
+                "table {} {what} at {endpoint} (broker account {})",
+                done.table,
+                tollgate::aws::LOCAL_BROKER_ACCOUNT
+            )?;
             writeln!(
                 out,
                 "audit key {audit_key} ({})",
                 tollgate::aws::DEFAULT_AUDIT_KEY
             )?;
-            let mut t = Table::new(&["EXAMPLE ROLE"]);
-            for role in &done.roles {
-                t.push(vec![role.to_string()]);
+            let mut t = Table::new(&["ACCOUNT", "ROLE"]);
+            for role in done.control_roles.iter().chain(&done.roles) {
+                t.push(vec![role.account().to_owned(), role.to_string()]);
             }
             t.write(out)?;
         }
