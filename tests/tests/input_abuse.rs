@@ -537,18 +537,7 @@ fn one_user_racing_creates_cannot_exceed_the_open_request_cap() {
         .await;
         let b = std::sync::Arc::new(b);
         // Ten creates at once by one user; pending production requests stay open.
-        let replies = futures_join(
-            (0..10)
-                .map(|_| {
-                    let b = b.clone();
-                    async move {
-                        b.call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
-                            .await
-                    }
-                })
-                .collect(),
-        )
-        .await;
+        let replies = race_creates(&b, 10).await;
         let b = &*b;
         let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
         let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
@@ -609,19 +598,7 @@ fn one_user_cannot_create_more_than_the_per_minute_cap() {
         if seconds_left_in_minute() < 15 {
             tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_minute())).await;
         }
-        let b = std::sync::Arc::new(b);
-        let replies = futures_join(
-            (0..5)
-                .map(|_| {
-                    let b = b.clone();
-                    async move {
-                        b.call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
-                            .await
-                    }
-                })
-                .collect(),
-        )
-        .await;
+        let replies = race_creates(&std::sync::Arc::new(b), 5).await;
         let statuses: Vec<(u16, String)> = replies
             .iter()
             .map(|r| (r.status, r.code().to_owned()))
@@ -639,11 +616,17 @@ fn one_user_cannot_create_more_than_the_per_minute_cap() {
     });
 }
 
-/// Runs the futures at once and returns their outputs in order.
-async fn futures_join<F: std::future::Future<Output = T> + Send + 'static, T: Send + 'static>(
-    futures: Vec<F>,
-) -> Vec<T> {
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+/// `n` creates of [`valid`] by IVAN at once; the replies in order.
+async fn race_creates(b: &std::sync::Arc<Broker>, n: usize) -> Vec<tollgate_tests::broker::Reply> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
+                    .await
+            })
+        })
+        .collect();
     let mut out = Vec::new();
     for h in handles {
         out.push(h.await.unwrap());

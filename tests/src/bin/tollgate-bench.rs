@@ -511,6 +511,10 @@ async fn functions(emulator: &Emulator, args: &Args) {
             tollgate::aws::LOCAL_BROKER_ACCOUNT,
         ),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+        // Init fetches nothing from the issuer (its keys come with the
+        // first token), so any https issuer measures the same.
+        ("TOLLGATE_JWT_ISSUER", "https://idp.example.com"),
+        ("TOLLGATE_JWT_AUDIENCE", "tollgate"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
