@@ -3,6 +3,7 @@
 //! JSON error shape as everything else.
 
 use super::handlers::{credentials, health, requests, reviews, revocations};
+use super::web;
 use super::{AppState, RouteSet};
 use crate::audit::metrics;
 use axum::Router;
@@ -23,7 +24,8 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/health", get(health::health))
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
-            .route("/requests/{id}/cancel", post(requests::cancel));
+            .route("/requests/{id}/cancel", post(requests::cancel))
+            .merge(web::router());
     }
     if all || set == RouteSet::Reviews {
         r = r
@@ -68,6 +70,7 @@ fn route_template(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["", "health"] => "/health".into(),
+        ["", "ui", ..] => "/ui".into(),
         ["", "requests"] => "/requests".into(),
         ["", "requests", _] => "/requests/{id}".into(),
         ["", "requests", _, action]
@@ -118,6 +121,7 @@ mod tests {
             ("/requests/x/../../etc", "unmatched"),
             ("/requests/x/steal", "unmatched"),
             ("/whatever", "unmatched"),
+            ("/ui/requests/01J00000000000000000000000", "/ui"),
         ];
         for (path, want) in cases {
             assert_eq!(route_template(path), want, "{path}");
