@@ -88,6 +88,10 @@ function createApp({ main, nav, session, api }) {
       flash = null;
       return note;
     },
+    /** Counts the inbox again now (after an approval or denial). */
+    refreshInbox() {
+      pollInbox();
+    },
     setInboxCount(n) {
       inboxCount = n;
       inboxBadge.textContent = n === null ? '' : String(n);

@@ -144,7 +144,7 @@ export function render(ctx, id) {
       button.disabled = true;
       try {
         const next = await ctx.api.approve(req.id, req.digest, comment.value.trim() || undefined);
-        ctx.setInboxCount(null);
+        ctx.refreshInbox();
         const words = next.status === 'active'
           ? `You approved this request. ${req.requester.sub} can use ${roleParts(req.role_arn).name} now.`
           : `You approved this request. It still needs ${next.approvals_required - next.approvals.length} more.`;
@@ -176,7 +176,7 @@ export function render(ctx, id) {
       button.disabled = true;
       try {
         await ctx.api.deny(req.id, reason.value.trim());
-        ctx.setInboxCount(null);
+        ctx.refreshInbox();
         load(banner('success', `You denied this request. ${req.requester.sub} has been told why.`), true);
       } catch (err) {
         button.disabled = false;
