@@ -107,6 +107,10 @@ def broker():
             [str(TOLLGATE), "--output", "json", "local", "provision", "--table", table],
             env=env, check=True, capture_output=True, text=True)
         roles = json.loads(provisioned.stdout)["roles"]
+        # The provisioned world: target accounts are those of the example
+        # roles; the local control roles require this ExternalId.
+        env["TOLLGATE_TARGET_ACCOUNTS"] = ",".join(sorted({arn.split(":")[4] for arn in roles}))
+        env["TOLLGATE_CONTROL_EXTERNAL_ID"] = "tollgate-local"
         log = open(state / "serve.log", "w")
         server = subprocess.Popen([str(TOLLGATE), "serve"], env=env, stdout=log, stderr=log,
                                   stdin=subprocess.DEVNULL)

@@ -145,10 +145,12 @@ impl LocalServer {
             options.config.console.public_url = Some(format!("http://{addr}"));
         }
         let sdk = crate::aws::load_sdk_config().await;
+        let mut config = options.config;
+        AppState::resolve_broker_account(&sdk, &mut config).await?;
         let mut state = AppState::build(
             &sdk,
             StateOptions {
-                config: options.config,
+                config,
                 routes: RouteSet::All,
                 auth,
                 settings: options.settings,

@@ -2,7 +2,7 @@
 //! server mounts them all. Unknown routes and methods answer in the same
 //! JSON error shape as everything else.
 
-use super::handlers::{credentials, health, requests, reviews, revocations};
+use super::handlers::{credentials, health, requests, reviews, revocations, roles};
 use super::web;
 use super::{AppState, RouteSet};
 use crate::audit::metrics;
@@ -25,6 +25,7 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
             .route("/requests/{id}/cancel", post(requests::cancel))
+            .route("/roles/check", post(roles::check))
             .merge(web::router());
     }
     if all || set == RouteSet::Reviews {
@@ -72,6 +73,7 @@ fn route_template(path: &str) -> String {
         ["", "health"] => "/health".into(),
         ["", "ui", ..] => "/ui".into(),
         ["", "requests"] => "/requests".into(),
+        ["", "roles", "check"] => "/roles/check".into(),
         ["", "requests", _] => "/requests/{id}".into(),
         ["", "requests", _, action]
             if ["approve", "deny", "cancel", "revoke", "credentials"].contains(action) =>
