@@ -148,6 +148,12 @@ def test_a_developer_asks_for_production_and_an_approver_approves_from_the_inbox
     assert f"credential_process = tollgate credentials --role {role} --format credential-process" in snippet
     axe(driver, "request page (requester, active)")
     shot(driver, "request-active")
+    # She is done early and revokes it.
+    driver.find_element(By.ID, "revoke-reason").send_keys("certificates rotated")
+    driver.find_element(By.ID, "revoke").click()
+    assert "Revoked" in banner(driver, "success").text
+    assert "Revoked" in driver.find_element(By.CSS_SELECTOR, ".status-line").text
+    assert broker.call("alice", "GET", f"/requests/{request_id}")[1]["status"] == "revoked"
 
 
 def test_an_approver_denies_with_a_reason(driver, broker):

@@ -161,13 +161,26 @@ export function render(ctx, id) {
   }
 
   function denyForm(req) {
-    const reason = h('textarea', { id: 'deny-reason', rows: '2', class: 'wide' });
+    return reasonForm({
+      id: 'deny', title: 'Deny', label: 'Why you deny it', button: 'Deny', verb: 'denied',
+      missing: 'Say why you deny it; the requester reads this',
+      act: (reason) => ctx.api.deny(req.id, reason),
+      done: () => {
+        ctx.refreshInbox();
+        return `You denied this request. ${req.requester.sub} has been told why.`;
+      },
+    });
+  }
+
+  /** A form whose one field is a required reason: deny, revoke. */
+  function reasonForm({ id, title, label, button: buttonLabel, verb, missing, act, done }) {
+    const reason = h('textarea', { id: `${id}-reason`, rows: '2', class: 'wide' });
     const summary = h('div', {});
-    const button = h('button', { type: 'submit', class: 'button button-warning', id: 'deny' }, 'Deny');
+    const button = h('button', { type: 'submit', class: 'button button-warning', id }, buttonLabel);
     const form = h('form', { class: 'decide-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       if (!reason.value.trim()) {
-        const problems = [{ field: 'deny-reason', message: 'Say why you deny it; the requester reads this' }];
+        const problems = [{ field: `${id}-reason`, message: missing }];
         markFields(form, problems);
         fill(summary, errorSummary(problems));
         summary.firstChild.focus();
@@ -175,17 +188,16 @@ export function render(ctx, id) {
       }
       button.disabled = true;
       try {
-        await ctx.api.deny(req.id, reason.value.trim());
-        ctx.refreshInbox();
-        load(banner('success', `You denied this request. ${req.requester.sub} has been told why.`), true);
+        await act(reason.value.trim());
+        load(banner('success', done()), true);
       } catch (err) {
         button.disabled = false;
-        refused(err, 'denied');
+        refused(err, verb);
       }
     } },
-    h('h3', {}, 'Deny'),
+    h('h3', {}, title),
     summary,
-    h('div', { class: 'field' }, h('label', { for: 'deny-reason' }, 'Why you deny it'), reason),
+    h('div', { class: 'field' }, h('label', { for: `${id}-reason` }, label), reason),
     button);
     return form;
   }
@@ -210,31 +222,12 @@ export function render(ctx, id) {
 
   function revokeSection(req, inline = false) {
     if (req.status !== 'active') return null;
-    const reason = h('input', { type: 'text', id: 'revoke-reason', class: 'wide', autocomplete: 'off' });
-    const summary = h('div', {});
-    const button = h('button', { type: 'submit', class: 'button button-warning', id: 'revoke' }, 'Revoke now');
-    const form = h('form', { class: 'decide-form', novalidate: true, onsubmit: async (e) => {
-      e.preventDefault();
-      if (!reason.value.trim()) {
-        const problems = [{ field: 'revoke-reason', message: 'Say why you end it early' }];
-        markFields(form, problems);
-        fill(summary, errorSummary(problems));
-        summary.firstChild.focus();
-        return;
-      }
-      button.disabled = true;
-      try {
-        await ctx.api.revoke(req.id, reason.value.trim());
-        load(banner('success', 'Revoked: credentials already handed out stop working now.'), true);
-      } catch (err) {
-        button.disabled = false;
-        refused(err, 'revoked');
-      }
-    } },
-    h('h3', {}, 'End it early'),
-    summary,
-    h('div', { class: 'field' }, h('label', { for: 'revoke-reason' }, 'Why'), reason),
-    button);
+    const form = reasonForm({
+      id: 'revoke', title: 'End it early', label: 'Why', button: 'Revoke now', verb: 'revoked',
+      missing: 'Say why you end it early',
+      act: (reason) => ctx.api.revoke(req.id, reason),
+      done: () => 'Revoked: credentials already handed out stop working now.',
+    });
     return inline ? form : section('revoke', 'End it early', form);
   }
 
