@@ -2,7 +2,8 @@
 
 use super::{
     authorize_view, decide_logged, explanation, is_requester, load_visible, parse_id, permitting,
-    policy_denied, request_json, request_with_events_json, text_field, transition,
+    policy_denied, request_json, request_with_events_json, review_json, role_json, text_field,
+    transition,
 };
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody, field_error, query_pairs};
@@ -380,8 +381,11 @@ pub async fn show(
         Some((req, events)) => (Some(req), events),
         None => (None, Vec::new()),
     };
-    let (req, _) = authorize_view(&state, &caller, id, found, now).await?;
-    Ok(Json(request_with_events_json(&req, &events, now)))
+    let (req, role) = authorize_view(&state, &caller, id, found, now).await?;
+    let mut body = request_with_events_json(&req, &events, now);
+    body["role"] = role_json(role.as_ref());
+    body["review"] = review_json(&state, &caller, &req, role.as_ref(), now);
+    Ok(Json(body))
 }
 
 /// `POST /requests/{id}/cancel`: the requester withdraws a pending request.
