@@ -165,7 +165,9 @@ impl AppState {
         let issuer = routes
             .issues_credentials()
             .then(|| Issuer::new(aws_sdk_sts::Client::new(sdk)));
-        let revoker = routes.writes_role_policies().then(|| Revoker::new(iam));
+        let revoker = routes
+            .writes_role_policies()
+            .then(|| Revoker::new(iam, store.clone(), roles.clone()));
         let pages = match &settings.pagination_key {
             Some(key) => PageSealer::new(key.expose_secret().as_bytes()),
             None => PageSealer::random(),

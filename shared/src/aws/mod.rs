@@ -18,13 +18,16 @@ mod sts;
 pub mod testing;
 
 pub use credentials::{issue_recorded, mint_credentials};
-pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
+pub use dynamodb::{
+    Created, Lease, LeaseState, Page, PageKey, PageRequest, RoleRevocation, Store, StoreError,
+};
 pub use iam::RoleDirectory;
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, Provisioned, create_role, create_table, provision,
 };
 pub use revocation::{
-    FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS, RevocationOutcome, Revoker,
+    Confirmation, DEFAULT_CONFIRM_WAIT, DEFAULT_LEASE, FALLBACK_SID_PREFIX, POLICY_NAME,
+    ROLE_POLICY_BUDGET_CHARS, Reconciled, Render, RevocationError, RevocationOutcome, Revoker,
 };
 pub use sts::{CredentialPlan, IssuedCredentials, Issuer, SessionTag};
 

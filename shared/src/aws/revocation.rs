@@ -2,32 +2,59 @@
 //! with one inline role policy, [`POLICY_NAME`], that denies everything to
 //! the session `aws:userid` `<role id>:tollgate-<request id>`.
 //!
+//! The table is the source of truth. Revoking a grant that had credentials
+//! issued writes a role revocation item in the revoke's own transaction
+//! ([`Store::transition`]); the statements a role needs are rendered from
+//! a strongly consistent Query of the role's revocation items whose window
+//! is still open, with the role id read fresh from IAM (`GetRole`, never
+//! the cache: a role deleted and recreated under the same name has a new
+//! id). IAM has no conditional write, so every write of a role's policy
+//! happens under the role's lease in the table ([`Store::acquire_lease`]):
+//! the holder queries, renders, writes (`PutRolePolicy`, or
+//! `DeleteRolePolicy` when nothing is left), records on the lease item which
+//! request ids the policy now covers, and releases. A revoker that finds the
+//! lease held waits until the holder's record covers its own grant, or the
+//! lease is free again; one render covers every revocation committed before
+//! its Query, so many revocations on one role finish in a few renders. A
+//! lease whose holder crashed lapses after [`DEFAULT_LEASE`] and is taken
+//! over. Pruning is rendering at a later `now`: statements whose window has
+//! passed are simply not rendered (the session policy's own deny has cut
+//! the credentials off by then).
+//!
 //! Each revoked request gets its own statement, whose Sid encodes the request
-//! id and the window end (`Revoke<id>Until<unix seconds>`); statements are
-//! dropped once their window has passed (the session policy already cuts the
-//! credentials off then). IAM allows 10,240 characters of inline policy per
-//! role ([`ROLE_POLICY_BUDGET_CHARS`], all inline policies together). When a
-//! revocation would not fit:
-//! 1. expired statements are pruned (always done first);
-//! 2. every revocation is consolidated into one statement listing all the
+//! id and the window end (`Revoke<id>Until<unix seconds>`). IAM allows 10,240
+//! characters of inline policy per role ([`ROLE_POLICY_BUDGET_CHARS`], all
+//! inline policies together). When the statements would not fit:
+//! 1. every revocation is consolidated into one statement listing all the
 //!    `aws:userid` values, until the latest window end;
-//! 3. if that is still too large, one statement denies `<role id>:tollgate-*`
+//! 2. if that is still too large, one statement denies `<role id>:tollgate-*`
 //!    — every Tollgate session on the role — until the latest window end,
 //!    and a warning is logged. This fails safe: it revokes more than asked,
 //!    never less. New sessions minted for other grants on the role are denied
 //!    too until that time; operators see the warning and may prune by hand.
 //!
-//! IAM has no conditional write, so after each write the policy is read back
-//! and the write is retried if a concurrent writer overwrote it.
+//! Statements this module did not write are kept as they are. Statements in
+//! Tollgate's own form that the table does not explain (written by a version
+//! before the table held revocations, or by another deployment brokering the
+//! same role) are kept until their window passes, as is an all-sessions
+//! denial: revoke more, never less.
+//!
+//! Every IAM call goes through the functions at the end of this file, each
+//! taking the `aws_sdk_iam::Client` of the role's account.
 
-use super::{AwsError, aws_failure};
-use crate::domain::{RequestId, RoleInfo, Timestamp};
+use super::dynamodb::{Lease, RoleRevocation, Store, StoreError};
+use super::iam::RoleDirectory;
+use super::{AwsError, OPERATION_TIMEOUT, aws_failure};
+use crate::BrokerError;
+use crate::domain::{RequestId, RoleArn, Timestamp};
 use aws_sdk_iam::Client;
 use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError;
 use aws_sdk_iam::operation::get_role_policy::GetRolePolicyError;
+use aws_sdk_iam::operation::put_role_policy::PutRolePolicyError;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The inline role policy that holds revocations.
 pub const POLICY_NAME: &str = "TollgateRevocations";
@@ -36,13 +63,24 @@ pub const POLICY_NAME: &str = "TollgateRevocations";
 pub const ROLE_POLICY_BUDGET_CHARS: usize = 10_240;
 /// Sid prefix of the statement that denies every Tollgate session on a role.
 pub const FALLBACK_SID_PREFIX: &str = "RevokeAllSessionsUntil";
+/// How long a lease on a role's revocation policy lasts unless given back.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(20);
+/// How long [`Revoker::confirm`] waits for a grant's statement.
+pub const DEFAULT_CONFIRM_WAIT: Duration = Duration::from_secs(6);
 const CONSOLIDATED_SID_PREFIX: &str = "RevokeManyUntil";
 const SID_PREFIX: &str = "Revoke";
 const SID_UNTIL: &str = "Until";
 const SESSION_PREFIX: &str = ":tollgate-";
-const WRITE_ATTEMPTS: usize = 3;
+/// Lease time a holder must have left to start writing: a write that
+/// starts with less could land after the lease lapsed and overwrite a newer
+/// holder's policy (IAM has no conditional write). The SDK gives up on a
+/// call after [`OPERATION_TIMEOUT`].
+const WRITE_MARGIN: Duration = OPERATION_TIMEOUT.saturating_add(Duration::from_secs(2));
+/// First and longest pause between looks at a held lease.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const LONGEST_PAUSE: Duration = Duration::from_millis(800);
 
-/// How a revocation was written.
+/// How a role's revocation statements were written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationOutcome {
     /// One statement per revoked request.
@@ -54,19 +92,99 @@ pub enum RevocationOutcome {
     AllSessions,
 }
 
-/// Writes and prunes revocation statements. Cheap to clone.
+/// What one render of a role's revocation policy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Render {
+    /// The form the statements took.
+    pub outcome: RevocationOutcome,
+    /// Whether the policy differed from the table and was written (put or
+    /// deleted); false when IAM already held exactly this policy.
+    pub written: bool,
+    /// Statements dropped because their window had passed.
+    pub pruned: usize,
+    /// The revoked grants whose sessions the policy now denies.
+    pub covered: Vec<RequestId>,
+    /// The role no longer exists: nothing was written, no session of it
+    /// can act.
+    pub role_missing: bool,
+}
+
+/// How [`Revoker::confirm`] got a grant's statement in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The render this call made under the lease, when it made one; none
+    /// when another holder's render covered the grant.
+    pub render: Option<Render>,
+    /// Times the lease was found held by someone else and this call waited.
+    pub lease_waits: u32,
+}
+
+/// What [`Revoker::reconcile`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The policy was rendered from the table (and written if it differed).
+    Rendered(Render),
+    /// Someone else holds the lease: their render covers what the table
+    /// held when they queried it; try again later.
+    Busy,
+}
+
+/// Why a role's revocation policy could not be brought in line with the table.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// IAM failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// DynamoDB failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The lease lapsed before the write could start or be recorded.
+    #[error("the lease on the role's revocation policy lapsed")]
+    LeaseLost,
+    /// The lease stayed held by someone else, whose render did not cover the
+    /// grant, for as long as the caller could wait.
+    #[error("the revocation statement was not confirmed within {0:?}")]
+    NotConfirmed(Duration),
+}
+
+impl From<RevocationError> for BrokerError {
+    fn from(e: RevocationError) -> Self {
+        match e {
+            RevocationError::Aws(e) => e.into(),
+            RevocationError::Store(e) => e.into(),
+            other @ (RevocationError::LeaseLost | RevocationError::NotConfirmed(_)) => {
+                Self::Unavailable {
+                    message: "the revocation policy is busy; retry shortly".into(),
+                    source: Some(Box::new(other)),
+                }
+            }
+        }
+    }
+}
+
+/// Renders and writes role revocation policies under the role's lease.
+/// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Revoker {
-    client: Client,
+    iam: Client,
+    store: Store,
+    roles: RoleDirectory,
     budget: usize,
+    lease: Duration,
+    wait: Duration,
 }
 
 impl Revoker {
-    /// A revoker over an IAM client, with IAM's per-role budget.
-    pub fn new(client: Client) -> Self {
+    /// A revoker writing through `iam`, reading revocations and leases from
+    /// `store` and role ids through `roles`, with IAM's per-role budget.
+    pub fn new(iam: Client, store: Store, roles: RoleDirectory) -> Self {
         Self {
-            client,
+            iam,
+            store,
+            roles,
             budget: ROLE_POLICY_BUDGET_CHARS,
+            lease: DEFAULT_LEASE,
+            wait: DEFAULT_CONFIRM_WAIT,
         }
     }
 
@@ -77,163 +195,262 @@ impl Revoker {
         self
     }
 
-    /// Denies the sessions of request `id` on `role` until `window_end`,
-    /// pruning statements whose window passed before `now`.
-    #[tracing::instrument(skip_all, fields(request_id = %id, role = %role.arn))]
-    pub async fn revoke(
+    /// The same revoker with another lease length and confirmation wait
+    /// (tests of lease takeover use short ones). A lease shorter than the
+    /// write margin never writes.
+    pub fn with_timing(mut self, lease: Duration, wait: Duration) -> Self {
+        self.lease = lease;
+        self.wait = wait;
+        self
+    }
+
+    /// The IAM client acting in `role`'s account.
+    fn iam(&self, _role: &RoleArn) -> &Client {
+        &self.iam
+    }
+
+    /// Makes sure the role's revocation policy denies the sessions of
+    /// request `id` (revoked, its role revocation item committed, window
+    /// ending at `until`), rendering the policy from the table as of `now`
+    /// under the lease when it is free, or waiting for the holder's render
+    /// to cover it. Gives up after the revoker's wait
+    /// ([`DEFAULT_CONFIRM_WAIT`]); the sweep finishes the job then.
+    #[tracing::instrument(skip_all, fields(request_id = %id, role = %role))]
+    pub async fn confirm(
         &self,
-        role: &RoleInfo,
+        role: &RoleArn,
         id: RequestId,
-        window_end: Timestamp,
+        until: Timestamp,
         now: Timestamp,
-    ) -> Result<RevocationOutcome, AwsError> {
-        let role_name = role.arn.name();
-        let userid = format!("{}{SESSION_PREFIX}{id}", role.role_id);
-        let mut last = RevocationOutcome::Individual;
-        for _ in 0..WRITE_ATTEMPTS {
-            let others = self.other_policies_size(role_name).await?;
-            let mut state = self.read(role_name).await?.unwrap_or_default();
-            state.prune(now.unix());
-            if !state.covers(&userid, window_end.unix()) {
-                state.add(userid.clone(), window_end.unix());
-            }
-            let (doc, outcome) =
-                state.render_within(&role.role_id, self.budget.saturating_sub(others));
-            if outcome == RevocationOutcome::AllSessions {
-                tracing::warn!(
-                    role = %role.arn,
-                    request_id = %id,
-                    "revocation policy budget full: denying every Tollgate session on the role until the latest window end"
-                );
-            }
-            self.write(role_name, doc).await?;
-            last = outcome;
-            let written = self.read(role_name).await?.unwrap_or_default();
-            if written.covers(&userid, window_end.unix()) {
-                return Ok(outcome);
-            }
-            tracing::info!("revocation policy changed concurrently; writing again");
-        }
-        Err(AwsError::Corrupt(format!(
-            "revocation of {id} did not persist after {WRITE_ATTEMPTS} attempts ({last:?})"
-        )))
-    }
-
-    /// Removes revocations whose window ended before `now`; returns how many
-    /// session ids (or all-session denials) were removed. Deletes the policy
-    /// when nothing is left.
-    #[tracing::instrument(skip_all, fields(role = role_name))]
-    pub async fn prune(&self, role_name: &str, now: Timestamp) -> Result<usize, AwsError> {
-        let Some(mut state) = self.read(role_name).await? else {
-            return Ok(0);
-        };
-        let removed = state.prune(now.unix());
-        if removed > 0 {
-            let role_id = state.role_id_hint().unwrap_or_default();
-            let (doc, _) = state.render_within(&role_id, usize::MAX);
-            self.write(role_name, doc).await?;
-        }
-        Ok(removed)
-    }
-
-    /// The policy document as stored, if any (decoded JSON).
-    pub async fn policy_document(&self, role_name: &str) -> Result<Option<Value>, AwsError> {
-        self.get_policy(role_name, POLICY_NAME).await
-    }
-
-    async fn read(&self, role_name: &str) -> Result<Option<Revocations>, AwsError> {
-        Ok(self
-            .get_policy(role_name, POLICY_NAME)
-            .await?
-            .map(|doc| Revocations::parse(&doc)))
-    }
-
-    async fn get_policy(&self, role_name: &str, name: &str) -> Result<Option<Value>, AwsError> {
-        let out = match self
-            .client
-            .get_role_policy()
-            .role_name(role_name)
-            .policy_name(name)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(SdkError::ServiceError(ctx))
-                if matches!(ctx.err(), GetRolePolicyError::NoSuchEntityException(_)) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(aws_failure("GetRolePolicy", e)),
-        };
-        let raw = out.policy_document();
-        let text = if raw.trim_start().starts_with('{') {
-            raw.to_owned()
-        } else {
-            percent_decode(raw)
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| AwsError::Corrupt(format!("inline policy `{name}` is not JSON: {e}")))
-    }
-
-    /// Characters used by the role's other inline policies.
-    async fn other_policies_size(&self, role_name: &str) -> Result<usize, AwsError> {
-        let mut names = Vec::new();
-        let mut marker = None;
+    ) -> Result<Confirmation, RevocationError> {
+        let started = Instant::now();
+        let owner = lease_owner();
+        let mut lease_waits = 0;
+        let mut pause = FIRST_PAUSE;
         loop {
-            let out = self
-                .client
-                .list_role_policies()
-                .role_name(role_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| aws_failure("ListRolePolicies", e))?;
-            names.extend(out.policy_names().iter().cloned());
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
+            match self.try_lease(role, &owner).await? {
+                Lease::Acquired => match self.render_and_release(role, &owner, now).await {
+                    Ok(render) => {
+                        if render.covered.contains(&id) || render.role_missing || until < now {
+                            return Ok(Confirmation {
+                                render: Some(render),
+                                lease_waits,
+                            });
+                        }
+                        return Err(StoreError::Corrupt(format!(
+                            "request {id} is revoked but not in its role's revocation partition"
+                        ))
+                        .into());
+                    }
+                    Err(RevocationError::LeaseLost) => {
+                        tracing::info!("the lease lapsed during the render; rendering again");
+                    }
+                    Err(e) => return Err(e),
+                },
+                Lease::Held(mut state) => {
+                    // Wait with reads (cheaper than failed conditional
+                    // writes) until the holder's render covers this grant
+                    // or the lease is free again.
+                    while !state.covers(id) && state.expires_ms >= epoch_ms() {
+                        if started.elapsed() >= self.wait {
+                            return Err(RevocationError::NotConfirmed(self.wait));
+                        }
+                        lease_waits += 1;
+                        tokio::time::sleep(jittered(pause)).await;
+                        pause = (pause * 2).min(LONGEST_PAUSE);
+                        state = self.store.lease(role).await?;
+                    }
+                    if state.covers(id) {
+                        return Ok(Confirmation {
+                            render: None,
+                            lease_waits,
+                        });
+                    }
+                }
             }
         }
-        let mut size = 0;
-        for name in names.iter().filter(|n| *n != POLICY_NAME) {
-            if let Some(doc) = self.get_policy(role_name, name).await? {
-                size += doc.to_string().len();
-            }
-        }
-        Ok(size)
     }
 
-    async fn write(&self, role_name: &str, doc: Option<String>) -> Result<(), AwsError> {
-        match doc {
-            Some(doc) => self
-                .client
-                .put_role_policy()
-                .role_name(role_name)
-                .policy_name(POLICY_NAME)
-                .policy_document(doc)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| aws_failure("PutRolePolicy", e)),
-            None => match self
-                .client
-                .delete_role_policy()
-                .role_name(role_name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(ctx))
-                    if matches!(ctx.err(), DeleteRolePolicyError::NoSuchEntityException(_)) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(aws_failure("DeleteRolePolicy", e)),
+    /// Whether the last policy written under the role's lease covers
+    /// request `id` (one consistent read of the lease item).
+    pub async fn is_confirmed(&self, role: &RoleArn, id: RequestId) -> Result<bool, StoreError> {
+        Ok(self.store.lease(role).await?.covers(id))
+    }
+
+    /// Renders the role's policy from the table as of `now` and writes it
+    /// if it differs, when the lease is free; [`Reconciled::Busy`] when
+    /// someone else holds it. The sweep's way in: it fixes a policy a
+    /// failed or crashed revocation left behind, and prunes passed windows.
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn reconcile(
+        &self,
+        role: &RoleArn,
+        now: Timestamp,
+    ) -> Result<Reconciled, RevocationError> {
+        let owner = lease_owner();
+        match self.try_lease(role, &owner).await? {
+            Lease::Held(_) => Ok(Reconciled::Busy),
+            Lease::Acquired => match self.render_and_release(role, &owner, now).await {
+                Ok(render) => Ok(Reconciled::Rendered(render)),
+                Err(RevocationError::LeaseLost) => Ok(Reconciled::Busy),
+                Err(e) => Err(e),
             },
         }
     }
+
+    /// The policy document as stored, if any (decoded JSON).
+    pub async fn policy_document(&self, role: &RoleArn) -> Result<Option<Value>, AwsError> {
+        get_policy(self.iam(role), role.name(), POLICY_NAME).await
+    }
+
+    async fn try_lease(&self, role: &RoleArn, owner: &str) -> Result<Lease, StoreError> {
+        let now = epoch_ms();
+        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        self.store
+            .acquire_lease(role, owner, now, now.saturating_add(lease))
+            .await
+    }
+
+    /// Renders under the lease just acquired, then gives it back, recording
+    /// what the policy covers when the render succeeded.
+    async fn render_and_release(
+        &self,
+        role: &RoleArn,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<Render, RevocationError> {
+        let acquired = Instant::now();
+        match self.render(role, acquired, now).await {
+            Ok((render, role_id)) => {
+                let recorded = self
+                    .store
+                    .release_lease(role, owner, Some((&render.covered, now, &role_id)))
+                    .await?;
+                if recorded {
+                    Ok(render)
+                } else {
+                    Err(RevocationError::LeaseLost)
+                }
+            }
+            Err(e) => {
+                if let Err(release) = self.store.release_lease(role, owner, None).await {
+                    tracing::warn!(error = %release, "could not give the lease back; it lapses by itself");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One render: Query the role's revocations, read the role id and the
+    /// current policy, render within the budget, write if different.
+    /// Returns the render and the role id used.
+    async fn render(
+        &self,
+        role: &RoleArn,
+        acquired: Instant,
+        now: Timestamp,
+    ) -> Result<(Render, String), RevocationError> {
+        // INVARIANT: the Query runs under the lease, before the role id is
+        // read, so the policy covers every revocation committed before it.
+        let table = self.store.role_revocations(role).await?;
+        let covered: Vec<RequestId> = table
+            .iter()
+            .filter(|r| r.until >= now)
+            .map(|r| r.id)
+            .collect();
+        let iam = self.iam(role);
+        let mut described_again = false;
+        loop {
+            // The three reads are independent; together they take one
+            // round trip.
+            let (info, current, others) = tokio::join!(
+                self.roles.describe_fresh(role),
+                get_policy(iam, role.name(), POLICY_NAME),
+                other_policies_size(iam, role.name()),
+            );
+            let Some(info) = info? else {
+                return Ok((
+                    Render {
+                        outcome: RevocationOutcome::Individual,
+                        written: false,
+                        pruned: 0,
+                        covered,
+                        role_missing: true,
+                    },
+                    String::new(),
+                ));
+            };
+            let (current, others) = (current?, others?);
+            let (mut wanted, pruned) = Revocations::from_table(
+                current.as_ref().map(Revocations::parse).unwrap_or_default(),
+                &table,
+                &info.role_id,
+                now.unix(),
+            );
+            let (doc, outcome) =
+                wanted.render_within(&info.role_id, self.budget.saturating_sub(others));
+            if outcome == RevocationOutcome::AllSessions {
+                tracing::warn!(
+                    role = %role,
+                    "revocation policy budget full: denying every Tollgate session on the role until the latest window end"
+                );
+            }
+            let rendered: Option<Value> = doc
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| {
+                    AwsError::Corrupt(format!("rendered revocation policy is not JSON: {e}"))
+                })?;
+            let render = Render {
+                outcome,
+                written: rendered != current,
+                pruned,
+                covered: covered.clone(),
+                role_missing: false,
+            };
+            if !render.written {
+                return Ok((render, info.role_id));
+            }
+            if acquired.elapsed() + WRITE_MARGIN > self.lease {
+                return Err(RevocationError::LeaseLost);
+            }
+            match write_policy(iam, role.name(), doc).await {
+                Ok(()) => return Ok((render, info.role_id)),
+                // The role was deleted since GetRole (maybe recreated under
+                // the same name with a new id): describe it again, once.
+                Err(WriteError::NoSuchRole) if !described_again => {
+                    tracing::info!(role = %role, "the role vanished before the write; describing it again");
+                    described_again = true;
+                }
+                Err(WriteError::NoSuchRole) => {
+                    return Err(AwsError::Corrupt(format!(
+                        "role {role} keeps vanishing between GetRole and the policy write"
+                    ))
+                    .into());
+                }
+                Err(WriteError::Aws(e)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A random lease owner token.
+fn lease_owner() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// `pause` scaled by a random factor in [0.5, 1.5), so waiters spread out.
+fn jittered(pause: Duration) -> Duration {
+    pause.mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// Milliseconds since the epoch from the system clock (never the
+/// development clock: leases are shared between processes).
+fn epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The revocations a policy document holds.
@@ -317,6 +534,7 @@ impl Revocations {
     }
 
     /// Whether `userid` is denied until at least `until`.
+    #[cfg(test)]
     fn covers(&self, userid: &str, until: i64) -> bool {
         let by_entry = self.entries.get(userid).is_some_and(|u| *u >= until);
         let by_all = self.all_sessions.as_ref().is_some_and(|(pattern, u)| {
@@ -328,12 +546,46 @@ impl Revocations {
         by_entry || by_all
     }
 
-    /// Drops revocations whose window ended before `now`; returns how many.
+    /// What the role's policy should hold as of `now`: this policy's
+    /// statements that are not Tollgate's own kept as they are; the table's
+    /// open revocations, with `role_id`; and Tollgate-form statements the
+    /// table does not explain (an earlier version's, another deployment's,
+    /// an all-sessions denial) until their window passes. Returns it with the
+    /// number of this policy's statements dropped because their window passed.
+    fn from_table(
+        current: Self,
+        table: &[RoleRevocation],
+        role_id: &str,
+        now: i64,
+    ) -> (Self, usize) {
+        let known: HashSet<String> = table.iter().map(|r| r.id.to_string()).collect();
+        let passed = current.entries.values().filter(|u| **u < now).count()
+            + usize::from(current.all_sessions.as_ref().is_some_and(|(_, u)| *u < now));
+        let mut wanted = Self {
+            entries: BTreeMap::new(),
+            all_sessions: current.all_sessions,
+            foreign: current.foreign,
+        };
+        for (userid, until) in current.entries {
+            if session_id(&userid).is_some_and(|id| !known.contains(id)) {
+                wanted.add(userid, until);
+            }
+        }
+        for r in table {
+            wanted.add(format!("{role_id}{SESSION_PREFIX}{}", r.id), r.until.unix());
+        }
+        wanted.prune(now);
+        (wanted, passed)
+    }
+
+    /// Drops revocations whose window ended at or before `now` (a session
+    /// policy's own deny cuts credentials off from the window end on);
+    /// returns how many.
     fn prune(&mut self, now: i64) -> usize {
         let before = self.entries.len();
-        self.entries.retain(|_, until| *until >= now);
+        self.entries.retain(|_, until| *until > now);
         let mut removed = before - self.entries.len();
-        if self.all_sessions.as_ref().is_some_and(|(_, u)| *u < now) {
+        if self.all_sessions.as_ref().is_some_and(|(_, u)| *u <= now) {
             self.all_sessions = None;
             removed += 1;
         }
@@ -345,17 +597,6 @@ impl Revocations {
                 .retain(|id, until| !(id.starts_with(prefix) && *until <= *u));
         }
         removed
-    }
-
-    /// The role id the stored session ids were written for.
-    fn role_id_hint(&self) -> Option<String> {
-        self.entries
-            .keys()
-            .next()
-            .map(String::as_str)
-            .or(self.all_sessions.as_ref().map(|(p, _)| p.as_str()))
-            .and_then(|u| u.split_once(SESSION_PREFIX))
-            .map(|(role_id, _)| role_id.to_owned())
     }
 
     /// The document to write (none when empty) in the first form that fits
@@ -440,6 +681,111 @@ fn parse_unix(s: &str) -> Option<i64> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
+}
+
+/// Why a policy write failed.
+enum WriteError {
+    /// The role does not exist (any more).
+    NoSuchRole,
+    /// Anything else.
+    Aws(AwsError),
+}
+
+/// An inline policy of a role as stored, if any (decoded JSON).
+async fn get_policy(iam: &Client, role_name: &str, name: &str) -> Result<Option<Value>, AwsError> {
+    let out = match iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(SdkError::ServiceError(ctx))
+            if matches!(ctx.err(), GetRolePolicyError::NoSuchEntityException(_)) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(aws_failure("GetRolePolicy", e)),
+    };
+    let raw = out.policy_document();
+    let text = if raw.trim_start().starts_with('{') {
+        raw.to_owned()
+    } else {
+        percent_decode(raw)
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| AwsError::Corrupt(format!("inline policy `{name}` is not JSON: {e}")))
+}
+
+/// Characters used by the role's inline policies other than [`POLICY_NAME`].
+async fn other_policies_size(iam: &Client, role_name: &str) -> Result<usize, AwsError> {
+    let mut names = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = iam
+            .list_role_policies()
+            .role_name(role_name)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_failure("ListRolePolicies", e))?;
+        names.extend(out.policy_names().iter().cloned());
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    let mut size = 0;
+    for name in names.iter().filter(|n| *n != POLICY_NAME) {
+        if let Some(doc) = get_policy(iam, role_name, name).await? {
+            size += doc.to_string().len();
+        }
+    }
+    Ok(size)
+}
+
+/// Puts [`POLICY_NAME`] on the role, or deletes it when `doc` is none.
+async fn write_policy(
+    iam: &Client,
+    role_name: &str,
+    doc: Option<String>,
+) -> Result<(), WriteError> {
+    match doc {
+        Some(doc) => match iam
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name(POLICY_NAME)
+            .policy_document(doc)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(ctx.err(), PutRolePolicyError::NoSuchEntityException(_)) =>
+            {
+                Err(WriteError::NoSuchRole)
+            }
+            Err(e) => Err(WriteError::Aws(aws_failure("PutRolePolicy", e))),
+        },
+        None => match iam
+            .delete_role_policy()
+            .role_name(role_name)
+            .policy_name(POLICY_NAME)
+            .send()
+            .await
+        {
+            // Already gone (or the role is): nothing to delete either way.
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx))
+                if matches!(ctx.err(), DeleteRolePolicyError::NoSuchEntityException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(WriteError::Aws(aws_failure("DeleteRolePolicy", e))),
+        },
+    }
 }
 
 /// Decodes RFC 3986 percent-encoding, as IAM returns policy documents.
