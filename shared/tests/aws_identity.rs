@@ -467,7 +467,13 @@ async fn aws_calls_per_operation_are_as_designed() {
     report.push(("revoke", c.calls.take()));
     let until = revoked.window_end.unwrap();
     revoker
-        .confirm(&role.arn, revoked.id, until, now)
+        .confirm(
+            &role.arn,
+            revoked.id,
+            until,
+            now,
+            std::time::Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap();
     report.push(("revocation statement", c.calls.take()));

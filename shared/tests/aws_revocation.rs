@@ -147,6 +147,11 @@ impl Fixture {
     }
 }
 
+/// A deadline no test reaches unless something hangs.
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(30)
+}
+
 fn alice() -> Actor {
     Actor::User(UserId::parse("alice").unwrap())
 }
@@ -194,7 +199,7 @@ async fn a_revocation_is_rendered_from_the_table_under_the_lease_and_pruned_late
     f.c.calls.clear();
 
     let done = revoker
-        .confirm(&role.arn, a.id, a.window_end.unwrap(), now)
+        .confirm(&role.arn, a.id, a.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     assert_eq!(done.lease_waits, 0);
@@ -221,7 +226,7 @@ async fn a_revocation_is_rendered_from_the_table_under_the_lease_and_pruned_late
     let b = f.revoked(&role, 100, now).await;
     assert!(!revoker.is_confirmed(&role.arn, b.id).await.unwrap());
     revoker
-        .confirm(&role.arn, b.id, b.window_end.unwrap(), now)
+        .confirm(&role.arn, b.id, b.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     let mut both = vec![individual(&role, &a), individual(&role, &b)];
@@ -333,7 +338,7 @@ async fn concurrent_revocations_and_prunes_on_one_role_lose_no_statement() {
     for _ in 0..3 {
         let r = f.revoked(&role, 900, earlier).await;
         revoker
-            .confirm(&role.arn, r.id, r.window_end.unwrap(), earlier)
+            .confirm(&role.arn, r.id, r.window_end.unwrap(), earlier, soon())
             .await
             .unwrap();
         old.push(r);
@@ -350,7 +355,10 @@ async fn concurrent_revocations_and_prunes_on_one_role_lose_no_statement() {
         let revoker = revoker.clone();
         let (arn, id, until) = (role.arn.clone(), r.id, r.window_end.unwrap());
         tasks.push(tokio::spawn(async move {
-            revoker.confirm(&arn, id, until, now).await.map(|_| ())
+            revoker
+                .confirm(&arn, id, until, now, soon())
+                .await
+                .map(|_| ())
         }));
     }
     let mut prunes = Vec::new();
@@ -414,11 +422,15 @@ async fn a_lease_held_by_a_crashed_writer_is_taken_over_after_it_expires() {
             .unwrap(),
         Lease::Acquired
     );
-    let impatient = f
-        .revoker()
-        .with_timing(Duration::from_secs(20), Duration::from_secs(1));
+    let impatient = f.revoker();
     let err = impatient
-        .confirm(&role.arn, r.id, until, now)
+        .confirm(
+            &role.arn,
+            r.id,
+            until,
+            now,
+            Instant::now() + Duration::from_secs(1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, RevocationError::NotConfirmed(_)), "{err:?}");
@@ -440,7 +452,7 @@ async fn a_lease_held_by_a_crashed_writer_is_taken_over_after_it_expires() {
     let started = Instant::now();
     let done = f
         .revoker()
-        .confirm(&other.arn, r2.id, r2.window_end.unwrap(), now)
+        .confirm(&other.arn, r2.id, r2.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(1_500));
@@ -465,7 +477,10 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
     for i in 0..12 {
         let r = f.revoked(&role, 1000 + i, now).await;
         latest = r.window_end.unwrap();
-        let done = revoker.confirm(&role.arn, r.id, latest, now).await.unwrap();
+        let done = revoker
+            .confirm(&role.arn, r.id, latest, now, soon())
+            .await
+            .unwrap();
         revoked.push(r);
         let outcome = done.render.unwrap().outcome;
         outcomes.push(outcome);
@@ -511,7 +526,13 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
     // A revocation the all-sessions denial already covers changes nothing.
     let covered = f.revoked(&role, 60, now).await;
     let done = revoker
-        .confirm(&role.arn, covered.id, covered.window_end.unwrap(), now)
+        .confirm(
+            &role.arn,
+            covered.id,
+            covered.window_end.unwrap(),
+            now,
+            soon(),
+        )
         .await
         .unwrap();
     assert!(!done.render.unwrap().written);
@@ -544,7 +565,7 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     // A budget that fits the statement alone but not beside the other policy.
     let revoker = f.revoker().with_budget(single + other.len() - 1);
     let done = revoker
-        .confirm(&crowded.arn, r.id, r.window_end.unwrap(), now)
+        .confirm(&crowded.arn, r.id, r.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     assert_eq!(done.render.unwrap().outcome, RevocationOutcome::AllSessions);
@@ -579,7 +600,7 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     let r = f.revoked(&hand, 600, now).await;
     let revoker = f.revoker();
     revoker
-        .confirm(&hand.arn, r.id, r.window_end.unwrap(), now)
+        .confirm(&hand.arn, r.id, r.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     let mut tollgate = vec![unknown, individual(&hand, &r)];
@@ -629,7 +650,7 @@ async fn a_role_recreated_under_the_same_name_is_denied_by_its_current_id() {
             .to_owned();
     assert_ne!(current, role.role_id);
     f.revoker()
-        .confirm(&role.arn, r.id, r.window_end.unwrap(), now)
+        .confirm(&role.arn, r.id, r.window_end.unwrap(), now, soon())
         .await
         .unwrap();
     let doc = f.document(&role).await.unwrap();

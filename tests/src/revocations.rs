@@ -132,7 +132,7 @@ impl Burst {
             .map(|(_, s)| s.calls)
             .sum();
         format!(
-            "revocations: {} at once on one role, statuses {:?}\n\
+            "revocations: {} on one role, statuses {:?}\n\
              wall time: {} ms\n\
              per revoke: p50 {} ms, p95 {} ms, max {} ms\n\
              IAM calls: {} ({:.2} per revocation) {:?}\n\
@@ -170,40 +170,69 @@ impl Burst {
 /// Revokes every grant at the same moment (each by its own requester), and
 /// counts what the broker did meanwhile through `proxy` when given.
 pub async fn revoke_all(b: &Arc<Broker>, grants: &[Grant], proxy: Option<&AwsProxy>) -> Burst {
+    measure(b, grants, proxy, true).await
+}
+
+/// Revokes the grants one after the other: the baseline for [`revoke_all`].
+pub async fn revoke_one_by_one(
+    b: &Arc<Broker>,
+    grants: &[Grant],
+    proxy: Option<&AwsProxy>,
+) -> Burst {
+    measure(b, grants, proxy, false).await
+}
+
+async fn revoke_timed(b: &Broker, g: &Grant) -> (u16, Value, Duration) {
+    let t = Instant::now();
+    let r = b
+        .call(
+            Method::POST,
+            &format!("/requests/{}/revoke", g.id),
+            Auth::As(&g.user),
+            Some(&json!({"reason": "revocation burst"})),
+        )
+        .await;
+    (r.status, r.body, t.elapsed())
+}
+
+async fn measure(
+    b: &Arc<Broker>,
+    grants: &[Grant],
+    proxy: Option<&AwsProxy>,
+    at_once: bool,
+) -> Burst {
     let stderr_before = b.stderr().len();
     if let Some(p) = proxy {
         p.take();
     }
-    let start = Arc::new(tokio::sync::Barrier::new(grants.len() + 1));
-    let mut tasks = Vec::new();
-    for g in grants {
-        let b = b.clone();
-        let g = g.clone();
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            let t = Instant::now();
-            let r = b
-                .call(
-                    Method::POST,
-                    &format!("/requests/{}/revoke", g.id),
-                    Auth::As(&g.user),
-                    Some(&json!({"reason": "revocation burst"})),
-                )
-                .await;
-            (r.status, r.body, t.elapsed())
-        }));
-    }
-    start.wait().await;
-    let t0 = Instant::now();
-    let mut replies = Vec::with_capacity(grants.len());
-    let mut latencies = Vec::with_capacity(grants.len());
-    for t in tasks {
-        let (status, body, elapsed) = t.await.expect("a revoke task");
-        replies.push((status, body));
-        latencies.push(elapsed);
+    let mut results = Vec::with_capacity(grants.len());
+    let t0;
+    if at_once {
+        let start = Arc::new(tokio::sync::Barrier::new(grants.len() + 1));
+        let mut tasks = Vec::new();
+        for g in grants {
+            let (b, g, start) = (b.clone(), g.clone(), start.clone());
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                revoke_timed(&b, &g).await
+            }));
+        }
+        start.wait().await;
+        t0 = Instant::now();
+        for t in tasks {
+            results.push(t.await.expect("a revoke task"));
+        }
+    } else {
+        t0 = Instant::now();
+        for g in grants {
+            results.push(revoke_timed(b, g).await);
+        }
     }
     let wall = t0.elapsed();
+    let (replies, latencies) = results
+        .into_iter()
+        .map(|(status, body, elapsed)| ((status, body), elapsed))
+        .unzip();
     let aws = proxy.map(AwsProxy::take).unwrap_or_default();
     let stderr = b.stderr();
     let lease = lease_figures(stderr.get(stderr_before..).unwrap_or_default());
@@ -274,4 +303,47 @@ pub async fn denied_userids(iam: &aws_sdk_iam::Client, role_name: &str) -> Vec<S
         }
     }
     out
+}
+
+/// Whether `denied` (a policy's `aws:userid` values) covers `userid`.
+pub fn covers(denied: &[String], userid: &str) -> bool {
+    denied.iter().any(|d| match d.strip_suffix('*') {
+        Some(prefix) => userid.starts_with(prefix),
+        None => d == userid,
+    })
+}
+
+/// The grants whose sessions the role's revocation policy does not deny.
+pub async fn uncovered(
+    iam: &aws_sdk_iam::Client,
+    role_arn: &str,
+    role_id: &str,
+    grants: &[Grant],
+) -> Vec<String> {
+    let name = role_arn.rsplit('/').next().unwrap_or_default();
+    let denied = denied_userids(iam, name).await;
+    grants
+        .iter()
+        .filter(|g| !covers(&denied, &format!("{role_id}:tollgate-{}", g.id)))
+        .map(|g| g.id.clone())
+        .collect()
+}
+
+/// A role of its own with `tags` under `/tollgate/`: its ARN and role id.
+pub async fn own_role(iam: &aws_sdk_iam::Client, tags: &[(&str, &str)]) -> (String, String) {
+    let name = tollgate::aws::testing::unique_name("Burst");
+    let arn = tollgate::aws::create_role(iam, "/tollgate/", &name, 3600, tags)
+        .await
+        .expect("create the role");
+    let role_id = iam
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .expect("the role")
+        .role()
+        .expect("a role")
+        .role_id()
+        .to_owned();
+    (arn.to_string(), role_id)
 }

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate::aws::testing::{Emulator, unique_name};
+use tollgate::aws::testing::Emulator;
 use tollgate_tests::aws_proxy::AwsProxy;
 use tollgate_tests::broker::{Auth, Broker, BrokerOptions, Reply};
 use tollgate_tests::revocations::{
-    Grant, STAGING_TAGS, denied_userids, grants_with_credentials, revoke_all,
+    Grant, STAGING_TAGS, covers, denied_userids, grants_with_credentials, revoke_all, uncovered,
 };
 
 /// The broker binary: this workspace's, or `TOLLGATE_TEST_SERVER` (another
@@ -29,42 +29,24 @@ fn server() -> PathBuf {
 
 /// A staging role of the test's own, in the emulator's account.
 async fn own_role(b: &Broker) -> (String, String) {
-    let name = unique_name("Burst");
-    let arn = tollgate::aws::create_role(&b.clients.iam, "/tollgate/", &name, 3600, STAGING_TAGS)
-        .await
-        .unwrap();
-    let role_id = b
-        .clients
-        .iam
-        .get_role()
-        .role_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .role_id()
-        .to_owned();
-    (arn.to_string(), role_id)
-}
-
-/// Whether `denied` (the policy's `aws:userid` values) covers `userid`.
-fn covers(denied: &[String], userid: &str) -> bool {
-    denied.iter().any(|d| match d.strip_suffix('*') {
-        Some(prefix) => userid.starts_with(prefix),
-        None => d == userid,
-    })
+    tollgate_tests::revocations::own_role(&b.clients.iam, STAGING_TAGS).await
 }
 
 #[tokio::test]
 async fn fifty_revocations_at_once_on_one_role_all_succeed_and_deny_every_session() {
-    let emulator = Emulator::shared().unwrap();
+    // An emulator of its own: the other tests of this binary do not share
+    // its single thread.
+    let emulator = Emulator::start().unwrap();
     let proxy = AwsProxy::start(emulator.endpoint()).await;
     let b = Arc::new(
         Broker::start(
             &server(),
             BrokerOptions {
                 aws_endpoint: Some(proxy.endpoint()),
+                // `tollgate serve`'s defaults (the test brokers turn the
+                // role cache off and sweep every second).
+                sweep_interval_seconds: 5,
+                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
                 ..BrokerOptions::default()
             },
         )
@@ -78,13 +60,7 @@ async fn fifty_revocations_at_once_on_one_role_all_succeed_and_deny_every_sessio
         assert_eq!(*status, 200, "revoke of {}: {body}", grant.id);
         assert_eq!(body["status"], "revoked", "{body}");
     }
-    let name = arn.rsplit('/').next().unwrap();
-    let denied = denied_userids(&b.clients.iam, name).await;
-    let missing: Vec<&str> = grants
-        .iter()
-        .filter(|g| !covers(&denied, &format!("{role_id}:tollgate-{}", g.id)))
-        .map(|g| g.id.as_str())
-        .collect();
+    let missing = uncovered(&b.clients.iam, &arn, &role_id, &grants).await;
     assert!(
         missing.is_empty(),
         "{} sessions are not denied: {missing:?}",

@@ -26,8 +26,8 @@ pub use provision::{
     EXAMPLE_ROLES, ExampleRole, Provisioned, create_role, create_table, provision,
 };
 pub use revocation::{
-    Confirmation, DEFAULT_CONFIRM_WAIT, DEFAULT_LEASE, FALLBACK_SID_PREFIX, POLICY_NAME,
-    ROLE_POLICY_BUDGET_CHARS, Reconciled, Render, RevocationError, RevocationOutcome, Revoker,
+    Confirmation, DEFAULT_LEASE, FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS,
+    Reconciled, Render, RevocationError, RevocationOutcome, Revoker,
 };
 pub use sts::{CredentialPlan, IssuedCredentials, Issuer, SessionTag};
 

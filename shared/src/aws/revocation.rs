@@ -65,8 +65,6 @@ pub const ROLE_POLICY_BUDGET_CHARS: usize = 10_240;
 pub const FALLBACK_SID_PREFIX: &str = "RevokeAllSessionsUntil";
 /// How long a lease on a role's revocation policy lasts unless given back.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(20);
-/// How long [`Revoker::confirm`] waits for a grant's statement.
-pub const DEFAULT_CONFIRM_WAIT: Duration = Duration::from_secs(6);
 const CONSOLIDATED_SID_PREFIX: &str = "RevokeManyUntil";
 const SID_PREFIX: &str = "Revoke";
 const SID_UNTIL: &str = "Until";
@@ -171,7 +169,6 @@ pub struct Revoker {
     roles: RoleDirectory,
     budget: usize,
     lease: Duration,
-    wait: Duration,
 }
 
 impl Revoker {
@@ -184,7 +181,6 @@ impl Revoker {
             roles,
             budget: ROLE_POLICY_BUDGET_CHARS,
             lease: DEFAULT_LEASE,
-            wait: DEFAULT_CONFIRM_WAIT,
         }
     }
 
@@ -195,12 +191,10 @@ impl Revoker {
         self
     }
 
-    /// The same revoker with another lease length and confirmation wait
-    /// (tests of lease takeover use short ones). A lease shorter than the
-    /// write margin never writes.
-    pub fn with_timing(mut self, lease: Duration, wait: Duration) -> Self {
+    /// The same revoker with another lease length. A lease shorter than
+    /// the SDK's operation timeout plus two seconds never writes.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
-        self.wait = wait;
         self
     }
 
@@ -213,8 +207,9 @@ impl Revoker {
     /// request `id` (revoked, its role revocation item committed, window
     /// ending at `until`), rendering the policy from the table as of `now`
     /// under the lease when it is free, or waiting for the holder's render
-    /// to cover it. Gives up after the revoker's wait
-    /// ([`DEFAULT_CONFIRM_WAIT`]); the sweep finishes the job then.
+    /// to cover it. Gives up at `deadline` while someone else holds the
+    /// lease ([`RevocationError::NotConfirmed`]); the sweep finishes the job
+    /// then.
     #[tracing::instrument(skip_all, fields(request_id = %id, role = %role))]
     pub async fn confirm(
         &self,
@@ -222,23 +217,30 @@ impl Revoker {
         id: RequestId,
         until: Timestamp,
         now: Timestamp,
+        deadline: Instant,
     ) -> Result<Confirmation, RevocationError> {
         let started = Instant::now();
         let owner = lease_owner();
         let mut lease_waits = 0;
         let mut pause = FIRST_PAUSE;
         loop {
-            match self.try_lease(role, &owner).await? {
+            if lease_waits > 0 && Instant::now() >= deadline {
+                return Err(RevocationError::NotConfirmed(started.elapsed()));
+            }
+            let look = Instant::now();
+            let lease = self.try_lease(role, &owner).await?;
+            let mut last_look = look.elapsed();
+            match lease {
                 Lease::Acquired => match self.render_and_release(role, &owner, now).await {
                     Ok(render) => {
-                        if render.covered.contains(&id) || render.role_missing || until < now {
+                        if render.covered.contains(&id) || render.role_missing || until <= now {
                             return Ok(Confirmation {
                                 render: Some(render),
                                 lease_waits,
                             });
                         }
                         return Err(StoreError::Corrupt(format!(
-                            "request {id} is revoked but not in its role's revocation partition"
+                            "request {id} needs a statement, but neither the table nor the role's policy has one"
                         ))
                         .into());
                     }
@@ -252,13 +254,21 @@ impl Revoker {
                     // writes) until the holder's render covers this grant
                     // or the lease is free again.
                     while !state.covers(id) && state.expires_ms >= epoch_ms() {
-                        if started.elapsed() >= self.wait {
-                            return Err(RevocationError::NotConfirmed(self.wait));
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(RevocationError::NotConfirmed(started.elapsed()));
                         }
                         lease_waits += 1;
-                        tokio::time::sleep(jittered(pause)).await;
+                        // Look no more often than every twice the time a look
+                        // takes: on a loaded table, waiters leave most of it
+                        // to the holder's render. The last look is at the
+                        // deadline.
+                        let nap = jittered(pause).max(last_look * 2).min(left);
+                        tokio::time::sleep(nap).await;
                         pause = (pause * 2).min(LONGEST_PAUSE);
+                        let look = Instant::now();
                         state = self.store.lease(role).await?;
+                        last_look = look.elapsed();
                     }
                     if state.covers(id) {
                         return Ok(Confirmation {
@@ -353,11 +363,6 @@ impl Revoker {
         // INVARIANT: the Query runs under the lease, before the role id is
         // read, so the policy covers every revocation committed before it.
         let table = self.store.role_revocations(role).await?;
-        let covered: Vec<RequestId> = table
-            .iter()
-            .filter(|r| r.until >= now)
-            .map(|r| r.id)
-            .collect();
         let iam = self.iam(role);
         let mut described_again = false;
         loop {
@@ -374,7 +379,11 @@ impl Revoker {
                         outcome: RevocationOutcome::Individual,
                         written: false,
                         pruned: 0,
-                        covered,
+                        covered: table
+                            .iter()
+                            .filter(|r| r.until > now)
+                            .map(|r| r.id)
+                            .collect(),
                         role_missing: true,
                     },
                     String::new(),
@@ -387,6 +396,7 @@ impl Revoker {
                 &info.role_id,
                 now.unix(),
             );
+            let covered = wanted.covered(&table, now.unix());
             let (doc, outcome) =
                 wanted.render_within(&info.role_id, self.budget.saturating_sub(others));
             if outcome == RevocationOutcome::AllSessions {
@@ -406,7 +416,7 @@ impl Revoker {
                 outcome,
                 written: rendered != current,
                 pruned,
-                covered: covered.clone(),
+                covered,
                 role_missing: false,
             };
             if !render.written {
@@ -559,8 +569,13 @@ impl Revocations {
         now: i64,
     ) -> (Self, usize) {
         let known: HashSet<String> = table.iter().map(|r| r.id.to_string()).collect();
-        let passed = current.entries.values().filter(|u| **u < now).count()
-            + usize::from(current.all_sessions.as_ref().is_some_and(|(_, u)| *u < now));
+        let passed = current.entries.values().filter(|u| **u <= now).count()
+            + usize::from(
+                current
+                    .all_sessions
+                    .as_ref()
+                    .is_some_and(|(_, u)| *u <= now),
+            );
         let mut wanted = Self {
             entries: BTreeMap::new(),
             all_sessions: current.all_sessions,
@@ -576,6 +591,24 @@ impl Revocations {
         }
         wanted.prune(now);
         (wanted, passed)
+    }
+
+    /// The revoked grants this rendering denies: the table's whose window
+    /// is open after `now`, and those of the statements it carries.
+    fn covered(&self, table: &[RoleRevocation], now: i64) -> Vec<RequestId> {
+        let mut ids: Vec<RequestId> = table
+            .iter()
+            .filter(|r| r.until.unix() > now)
+            .map(|r| r.id)
+            .collect();
+        for userid in self.entries.keys() {
+            if let Some(id) = session_id(userid).and_then(|id| RequestId::parse(id).ok())
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids
     }
 
     /// Drops revocations whose window ended at or before `now` (a session
@@ -890,5 +923,58 @@ mod tests {
         );
         assert!(back.covers(&userid(id(9)), 104));
         assert!(!back.covers(&userid(id(9)), 105));
+    }
+
+    #[test]
+    fn the_table_decides_tollgate_statements_and_unknown_ones_are_carried_until_they_pass() {
+        let (known, stale_known, unknown, passed) = (id(1), id(2), id(3), id(4));
+        let mut current = Revocations::default();
+        // Known to the table, written with the role's old id.
+        current.add(format!("AROAOLD{SESSION_PREFIX}{stale_known}"), 500);
+        // Unknown to the table (an earlier version's, another deployment's).
+        current.add(userid(unknown), 400);
+        current.add(userid(passed), 150);
+        current.all_sessions = Some(("AROAEXAMPLE:tollgate-*".into(), 300));
+        current
+            .foreign
+            .push(json!({"Sid": "Mine", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}));
+        let table = [
+            RoleRevocation {
+                id: known,
+                until: Timestamp::from_unix(600),
+            },
+            RoleRevocation {
+                id: stale_known,
+                until: Timestamp::from_unix(500),
+            },
+        ];
+        let (wanted, pruned) = Revocations::from_table(current, &table, "AROANEW", 200);
+        assert_eq!(pruned, 1, "the passed unknown entry");
+        assert_eq!(
+            wanted.entries,
+            BTreeMap::from([
+                (format!("AROANEW{SESSION_PREFIX}{known}"), 600),
+                (format!("AROANEW{SESSION_PREFIX}{stale_known}"), 500),
+                (userid(unknown), 400),
+            ])
+        );
+        assert_eq!(
+            wanted.all_sessions,
+            Some(("AROAEXAMPLE:tollgate-*".into(), 300))
+        );
+        assert_eq!(wanted.foreign.len(), 1);
+        let mut covered = wanted.covered(&table, 200);
+        covered.sort();
+        let mut expected = vec![known, stale_known, unknown];
+        expected.sort();
+        assert_eq!(covered, expected);
+        // At 500 the statements ending at 400 and 500 and the denial pass.
+        let (later, pruned) = Revocations::from_table(wanted, &table, "AROANEW", 500);
+        assert_eq!(pruned, 3);
+        assert_eq!(
+            later.entries,
+            BTreeMap::from([(format!("AROANEW{SESSION_PREFIX}{known}"), 600)])
+        );
+        assert_eq!(later.all_sessions, None);
     }
 }

@@ -30,6 +30,12 @@ use crate::policy::Action;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// How long a revoke may take before it answers 503 `revocation_incomplete`:
+/// inside the revocations function's 10-second timeout (`infra/template.yaml`)
+/// with room to answer.
+pub const REVOKE_TIME_LIMIT: Duration = Duration::from_secs(8);
 
 /// `POST /requests/{id}/revoke` `{reason}`: the requester, or anyone
 /// `revoke` is permitted for, while the grant is active.
@@ -40,6 +46,7 @@ pub async fn revoke(
     Path(raw_id): Path<String>,
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<Value>> {
+    let deadline = Instant::now() + REVOKE_TIME_LIMIT;
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     let ReasonInput { reason } = ReasonInput::parse(&body)?;
@@ -74,7 +81,7 @@ pub async fn revoke(
     {
         // A revoke repeated after its statement could not be written:
         // finish it now.
-        confirm_statement(&state, revoker, &req, now).await?;
+        confirm_statement(&state, revoker, &req, now, deadline).await?;
         return Ok(Json(request_json(&req, now)));
     }
     if status != Status::Active {
@@ -94,7 +101,7 @@ pub async fn revoke(
     state.metrics.count(metrics::REVOCATIONS, "revoke", 1);
     state.notifier.notify(Notice::Revoked(&next, &actor)).await;
     if next.revocation_until().is_some() {
-        confirm_statement(&state, revoker, &next, now).await?;
+        confirm_statement(&state, revoker, &next, now, deadline).await?;
     } else {
         tracing::info!(request_id = %next.id, "no credentials were issued for the grant: no statement needed");
     }
@@ -109,11 +116,15 @@ async fn confirm_statement(
     revoker: &Revoker,
     req: &AccessRequest,
     now: Timestamp,
+    deadline: Instant,
 ) -> Result<(), BrokerError> {
     let Some(until) = req.revocation_until() else {
         return Ok(());
     };
-    match revoker.confirm(&req.role_arn, req.id, until, now).await {
+    match revoker
+        .confirm(&req.role_arn, req.id, until, now, deadline)
+        .await
+    {
         Ok(done) => {
             tracing::info!(
                 request_id = %req.id,
