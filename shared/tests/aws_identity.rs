@@ -13,8 +13,9 @@ use std::time::Duration;
 use tollgate::audit::AuditLog;
 use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
 use tollgate::aws::{
-    CredentialPlan, EXAMPLE_ROLES, Issuer, Revoker, RoleDirectory, Store, create_role,
-    create_table, mint_credentials, provision, schema,
+    CredentialPlan, EXAMPLE_ROLES, Issuer, LOCAL_BROKER_ACCOUNT, LOCAL_PRODUCTION_ACCOUNT,
+    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, Store, create_role, create_table,
+    mint_credentials, provision, schema,
 };
 use tollgate::domain::{AccessRequest, Actor, Command, RoleArn, RoleInfo, Timestamp, UserId};
 
@@ -22,11 +23,23 @@ async fn clients() -> Clients {
     Emulator::shared().unwrap().clients().await
 }
 
+/// An IAM client in the local production account, where these tests make
+/// their roles.
+async fn prod_iam(c: &Clients) -> aws_sdk_iam::Client {
+    c.iam_in(LOCAL_PRODUCTION_ACCOUNT).await.unwrap()
+}
+
 async fn role(c: &Clients, tags: &[(&str, &str)]) -> RoleInfo {
-    let arn = create_role(&c.iam, "/tollgate/", &unique_name("Role"), 3600, tags)
-        .await
-        .unwrap();
-    let info = RoleDirectory::new(c.iam.clone(), Duration::ZERO)
+    let arn = create_role(
+        &prod_iam(c).await,
+        "/tollgate/",
+        &unique_name("Role"),
+        3600,
+        tags,
+    )
+    .await
+    .unwrap();
+    let info = RoleDirectory::new(c.accounts(), Duration::ZERO)
         .describe(&arn)
         .await
         .unwrap()
@@ -44,7 +57,7 @@ fn active(role: &RoleInfo, requester: &str) -> AccessRequest {
 async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     let c = clients().await;
     let arn = create_role(
-        &c.iam,
+        &prod_iam(&c).await,
         "/tollgate/",
         &unique_name("Cached"),
         7200,
@@ -52,10 +65,11 @@ async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     )
     .await
     .unwrap();
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let dir = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
     c.calls.clear();
     let info = dir.describe(&arn).await.unwrap().unwrap();
-    assert_eq!(c.calls.take(), ["GetRole"]);
+    // The first call into the account assumes its control role.
+    assert_eq!(c.calls.take(), ["AssumeRole", "GetRole"]);
     assert_eq!(info.arn, arn);
     assert!(info.role_id.starts_with("AROA"), "{}", info.role_id);
     assert_eq!(info.max_session_seconds, 7200);
@@ -68,31 +82,39 @@ async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     dir.describe(&arn).await.unwrap();
     assert_eq!(c.calls.take(), ["GetRole"]);
 
-    let uncached = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    let uncached = RoleDirectory::new(dir.accounts().clone(), Duration::ZERO);
     uncached.describe(&arn).await.unwrap();
     uncached.describe(&arn).await.unwrap();
-    assert_eq!(c.calls.take().len(), 2);
+    assert_eq!(c.calls.take(), ["GetRole", "GetRole"]);
+    assert_eq!(dir.accounts().assume_role_calls(), 1);
 }
 
 #[tokio::test]
 async fn unknown_roles_and_arns_for_another_account_or_path_are_none() {
     let c = clients().await;
     let name = unique_name("Known");
-    create_role(&c.iam, "/tollgate/", &name, 3600, &[])
+    create_role(&prod_iam(&c).await, "/tollgate/", &name, 3600, &[])
         .await
         .unwrap();
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let dir = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
     for arn in [
         format!(
-            "arn:aws:iam::123456789012:role/tollgate/{}",
+            "arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/tollgate/{}",
             unique_name("Absent")
         ),
-        format!("arn:aws:iam::210987654321:role/tollgate/{name}"),
-        format!("arn:aws:iam::123456789012:role/other/{name}"),
+        format!("arn:aws:iam::{LOCAL_STAGING_ACCOUNT}:role/tollgate/{name}"),
+        format!("arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/other/{name}"),
     ] {
         let arn = RoleArn::parse(&arn).unwrap();
         assert_eq!(dir.describe(&arn).await.unwrap(), None, "{arn}");
     }
+    // Accounts that are not brokered are unknown without any AWS call.
+    c.calls.clear();
+    for account in ["210987654321", LOCAL_BROKER_ACCOUNT] {
+        let arn = RoleArn::parse(&format!("arn:aws:iam::{account}:role/tollgate/{name}")).unwrap();
+        assert_eq!(dir.describe(&arn).await.unwrap(), None, "{arn}");
+    }
+    assert!(c.calls.take().is_empty());
 }
 
 #[tokio::test]
@@ -130,7 +152,7 @@ async fn issued_credentials_work_and_carry_the_session_name() {
         arn.ends_with(&format!("{}/tollgate-{}", role.arn.name(), req.id)),
         "{arn}"
     );
-    assert_eq!(me.account(), Some("123456789012"));
+    assert_eq!(me.account(), Some(LOCAL_PRODUCTION_ACCOUNT));
 }
 
 #[tokio::test]
@@ -271,7 +293,9 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
     let c = clients().await;
     let table = unique_name("provisioned");
-    let first = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    let first = provision(&c.dynamodb, &c.iam, &c.sts, &table)
+        .await
+        .unwrap();
     assert!(first.table_created);
     let names: Vec<&str> = first.roles.iter().map(RoleArn::name).collect();
     assert_eq!(
@@ -283,7 +307,9 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
             "DataAnalyst"
         ]
     );
-    let again = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    let again = provision(&c.dynamodb, &c.iam, &c.sts, &table)
+        .await
+        .unwrap();
     assert!(!again.table_created);
     assert_eq!(again.roles, first.roles);
 
@@ -376,11 +402,24 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
         .map(|s| s.as_str().to_owned());
     assert_eq!(pitr.as_deref(), Some("ENABLED"));
 
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    let control: Vec<&str> = first.control_roles.iter().map(RoleArn::as_str).collect();
+    assert_eq!(
+        control,
+        [
+            format!("arn:aws:iam::{LOCAL_STAGING_ACCOUNT}:role/tollgate/TollgateControl"),
+            format!("arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/tollgate/TollgateControl"),
+        ]
+    );
+    // Each role lives in its target account, and none in the broker's.
+    let dir = RoleDirectory::new(c.accounts(), Duration::ZERO);
     for (example, arn) in EXAMPLE_ROLES.iter().zip(&first.roles) {
-        assert_eq!(
-            arn.as_str(),
-            format!("arn:aws:iam::123456789012:role/tollgate/{}", example.name)
+        assert_eq!(arn.as_str(), example.arn());
+        assert_ne!(arn.account(), LOCAL_BROKER_ACCOUNT);
+        let in_broker_account = c.iam.get_role().role_name(example.name).send().await;
+        assert!(
+            in_broker_account.is_err(),
+            "{} in the broker account",
+            example.name
         );
         let info = dir.describe(arn).await.unwrap().unwrap();
         for (k, v) in example.tags {
@@ -401,9 +440,10 @@ async fn aws_calls_per_operation_are_as_designed() {
         schema::DEFAULT_RETENTION_SECONDS,
     );
     let role = role(&c, &[]).await;
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let accounts = c.accounts();
+    let dir = RoleDirectory::new(accounts.clone(), Duration::from_secs(60));
     let issuer = Issuer::new(c.sts.clone());
-    let revoker = Revoker::new(c.iam.clone(), store.clone(), dir.clone());
+    let revoker = Revoker::new(store.clone(), dir.clone());
     let now = Timestamp::now();
     let mut report = Vec::new();
     c.calls.clear();
@@ -412,6 +452,11 @@ async fn aws_calls_per_operation_are_as_designed() {
     report.push(("describe (cold)", c.calls.take()));
     dir.describe(&role.arn).await.unwrap();
     report.push(("describe (cached)", c.calls.take()));
+    RoleDirectory::new(accounts.clone(), Duration::ZERO)
+        .describe(&role.arn)
+        .await
+        .unwrap();
+    report.push(("describe (session cached)", c.calls.take()));
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
         false,
@@ -487,8 +532,9 @@ async fn aws_calls_per_operation_are_as_designed() {
     assert_eq!(
         counts,
         [
-            ("describe (cold)", 1),
+            ("describe (cold)", 2),
             ("describe (cached)", 0),
+            ("describe (session cached)", 1),
             ("create", 1),
             ("get", 1),
             ("get_with_events", 1),

@@ -17,13 +17,14 @@ use tollgate::api::settings::Settings;
 use tollgate::api::sweep::{SweepLimits, sweep, sweep_requests, sweep_with};
 use tollgate::api::{AppState, RouteSet, StateOptions};
 use tollgate::audit::{AuditLog, Capture};
-use tollgate::aws::testing::{Clients, Emulator, new_request, sdk_config_for, unique_name};
-use tollgate::aws::{
-    FALLBACK_SID_PREFIX, Lease, POLICY_NAME, PageRequest, Reconciled, RevocationError,
-    RevocationOutcome, Revoker, RoleDirectory, Store, StoreError, create_role, create_table,
-    schema,
+use tollgate::aws::testing::{
+    Clients, Emulator, local_config, new_request, sdk_config_for, unique_name,
 };
-use tollgate::config::Config;
+use tollgate::aws::{
+    FALLBACK_SID_PREFIX, LOCAL_PRODUCTION_ACCOUNT, Lease, POLICY_NAME, PageRequest, Reconciled,
+    RevocationError, RevocationOutcome, Revoker, RoleDirectory, Store, StoreError, create_role,
+    create_table, schema,
+};
 use tollgate::domain::{
     AccessRequest, Actor, Command, Reason, RequestId, RoleInfo, SessionName, Timestamp, UserId,
 };
@@ -32,6 +33,8 @@ const RETENTION: i64 = schema::DEFAULT_RETENTION_SECONDS;
 
 struct Fixture {
     c: Clients,
+    /// IAM in the local production account, where these tests make roles.
+    prod: aws_sdk_iam::Client,
     store: Store,
     table: String,
     roles: RoleDirectory,
@@ -42,10 +45,12 @@ async fn fixture() -> Fixture {
     let table = unique_name("revocation");
     assert!(create_table(&c.dynamodb, &table).await.unwrap());
     let store = Store::new(c.dynamodb.clone(), &table, RETENTION);
-    let roles = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let roles = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
+    let prod = c.iam_in(LOCAL_PRODUCTION_ACCOUNT).await.unwrap();
     c.calls.clear();
     Fixture {
         c,
+        prod,
         store,
         table,
         roles,
@@ -54,11 +59,11 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn revoker(&self) -> Revoker {
-        Revoker::new(self.c.iam.clone(), self.store.clone(), self.roles.clone())
+        Revoker::new(self.store.clone(), self.roles.clone())
     }
 
     async fn role(&self) -> RoleInfo {
-        let arn = create_role(&self.c.iam, "/tollgate/", &unique_name("Role"), 3600, &[])
+        let arn = create_role(&self.prod, "/tollgate/", &unique_name("Role"), 3600, &[])
             .await
             .unwrap();
         let info = self.roles.describe_fresh(&arn).await.unwrap().unwrap();
@@ -130,10 +135,7 @@ impl Fixture {
         let mut state = AppState::build(
             sdk,
             StateOptions {
-                config: Config {
-                    table: self.table.clone(),
-                    ..Config::default()
-                },
+                config: local_config(&self.table),
                 routes: RouteSet::Expiry,
                 auth: Authenticator::ApiGateway,
                 settings: Settings::default(),
@@ -551,7 +553,7 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     let f = fixture().await;
     let crowded = f.role().await;
     let other = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Team", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-bucket/*"}]}).to_string();
-    f.c.iam
+    f.prod
         .put_role_policy()
         .role_name(crowded.arn.name())
         .policy_name("TeamAccess")
@@ -569,13 +571,13 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
         .await
         .unwrap();
     assert_eq!(done.render.unwrap().outcome, RevocationOutcome::AllSessions);
-    let team =
-        f.c.iam
-            .get_role_policy()
-            .role_name(crowded.arn.name())
-            .policy_name("TeamAccess")
-            .send()
-            .await;
+    let team = f
+        .prod
+        .get_role_policy()
+        .role_name(crowded.arn.name())
+        .policy_name("TeamAccess")
+        .send()
+        .await;
     assert!(team.is_ok(), "the other policy is untouched");
 
     // A statement someone added by hand to the revocation policy is kept,
@@ -589,7 +591,7 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
         format!("Revoke{unknown_id}Until{}", now.plus(300).unix()),
         json!(format!("{}:tollgate-{unknown_id}", hand.role_id)),
     );
-    f.c.iam
+    f.prod
         .put_role_policy()
         .role_name(hand.arn.name())
         .policy_name(POLICY_NAME)
@@ -628,26 +630,26 @@ async fn a_role_recreated_under_the_same_name_is_denied_by_its_current_id() {
         f.roles.describe(&role.arn).await.unwrap().unwrap().role_id,
         role.role_id
     );
-    f.c.iam
+    f.prod
         .delete_role()
         .role_name(role.arn.name())
         .send()
         .await
         .unwrap();
-    create_role(&f.c.iam, "/tollgate/", role.arn.name(), 3600, &[])
+    create_role(&f.prod, "/tollgate/", role.arn.name(), 3600, &[])
         .await
         .unwrap();
-    let current =
-        f.c.iam
-            .get_role()
-            .role_name(role.arn.name())
-            .send()
-            .await
-            .unwrap()
-            .role()
-            .unwrap()
-            .role_id()
-            .to_owned();
+    let current = f
+        .prod
+        .get_role()
+        .role_name(role.arn.name())
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .role_id()
+        .to_owned();
     assert_ne!(current, role.role_id);
     f.revoker()
         .confirm(&role.arn, r.id, r.window_end.unwrap(), now, soon())
@@ -697,9 +699,8 @@ async fn the_sweep_confirms_a_revocation_then_prunes_it_and_a_failed_prune_keeps
     let later = r.window_end.unwrap().plus(60);
     let dead = sdk_config_for("http://127.0.0.1:9").await;
     let broken = Revoker::new(
-        aws_sdk_iam::Client::new(&dead),
         f.store.clone(),
-        RoleDirectory::new(aws_sdk_iam::Client::new(&dead), Duration::ZERO),
+        RoleDirectory::new(Clients::new(&dead).accounts(), Duration::ZERO),
     );
     let (failing, capture) = f.state(&sdk, broken);
     let report = sweep(&failing, later).await.unwrap();

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tollgate::aws::LOCAL_STAGING_ACCOUNT;
 use tollgate::aws::testing::Emulator;
 use tollgate_tests::aws_proxy::AwsProxy;
 use tollgate_tests::broker::{Auth, Broker, BrokerOptions, Reply};
@@ -27,9 +28,14 @@ fn server() -> PathBuf {
     )
 }
 
-/// A staging role of the test's own, in the emulator's account.
+/// IAM in the local staging account, where these tests make their roles.
+async fn staging(b: &Broker) -> aws_sdk_iam::Client {
+    b.iam_in(LOCAL_STAGING_ACCOUNT).await
+}
+
+/// A staging role of the test's own, in the local staging account.
 async fn own_role(b: &Broker) -> (String, String) {
-    tollgate_tests::revocations::own_role(&b.clients.iam, STAGING_TAGS).await
+    tollgate_tests::revocations::own_role(&staging(b).await, STAGING_TAGS).await
 }
 
 #[tokio::test]
@@ -60,7 +66,7 @@ async fn fifty_revocations_at_once_on_one_role_all_succeed_and_deny_every_sessio
         assert_eq!(*status, 200, "revoke of {}: {body}", grant.id);
         assert_eq!(body["status"], "revoked", "{body}");
     }
-    let missing = uncovered(&b.clients.iam, &arn, &role_id, &grants).await;
+    let missing = uncovered(&staging(&b).await, &arn, &role_id, &grants).await;
     assert!(
         missing.is_empty(),
         "{} sessions are not denied: {missing:?}",
@@ -150,7 +156,7 @@ async fn a_statement_that_cannot_be_written_is_a_503_that_a_repeated_revoke_fini
     let shown = b.wait_for(&g.id, &g.user, "the request", |_| true).await;
     assert_eq!(shown["status"], "revoked");
     assert!(!covers(
-        &denied_userids(&b.clients.iam, role_name(&arn)).await,
+        &denied_userids(&staging(&b).await, role_name(&arn)).await,
         &userid
     ));
 
@@ -165,7 +171,7 @@ async fn a_statement_that_cannot_be_written_is_a_503_that_a_repeated_revoke_fini
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "revoked");
     assert!(covers(
-        &denied_userids(&b.clients.iam, role_name(&arn)).await,
+        &denied_userids(&staging(&b).await, role_name(&arn)).await,
         &userid
     ));
     let r = revoke(&b, &g).await;
@@ -204,13 +210,13 @@ async fn a_statement_that_cannot_be_written_is_written_by_the_sweep() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!covers(
-        &denied_userids(&b.clients.iam, role_name(&arn)).await,
+        &denied_userids(&staging(&b).await, role_name(&arn)).await,
         &userid
     ));
     proxy.heal();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !covers(
-        &denied_userids(&b.clients.iam, role_name(&arn)).await,
+        &denied_userids(&staging(&b).await, role_name(&arn)).await,
         &userid,
     ) {
         assert!(
@@ -265,7 +271,7 @@ async fn only_grants_with_credentials_get_a_statement_even_when_credentials_race
     for t in tasks {
         replies.push(t.await.unwrap());
     }
-    let denied = denied_userids(&b.clients.iam, role_name(&arn)).await;
+    let denied = denied_userids(&staging(&b).await, role_name(&arn)).await;
     let mut with_credentials = 0;
     for (i, g) in grants.iter().enumerate() {
         let (revoked, creds) = (&replies[2 * i], &replies[2 * i + 1]);
@@ -312,8 +318,8 @@ async fn a_full_role_policy_budget_denies_every_tollgate_session_on_the_role() {
         }
         bulk = doc.to_string();
     }
-    b.clients
-        .iam
+    staging(&b)
+        .await
         .put_role_policy()
         .role_name(role_name(&arn))
         .policy_name("TeamAccess")
@@ -324,7 +330,7 @@ async fn a_full_role_policy_budget_denies_every_tollgate_session_on_the_role() {
     let grants = grants_with_credentials(&b, &arn, 3).await;
     let burst = revoke_all(&b, &grants, None).await;
     assert_eq!(burst.statuses(), [(200, 3)].into(), "{:?}", burst.replies);
-    let denied = denied_userids(&b.clients.iam, role_name(&arn)).await;
+    let denied = denied_userids(&staging(&b).await, role_name(&arn)).await;
     assert_eq!(denied, [format!("{role_id}:tollgate-*")]);
     assert!(
         b.stderr().contains("revocation policy budget full"),
@@ -350,19 +356,12 @@ async fn a_role_recreated_under_the_same_name_within_the_cache_lifetime_is_denie
     // Deleted and created again under the same name: a new role id, while
     // the broker still has the old description cached.
     let name = role_name(&arn);
-    b.clients
-        .iam
-        .delete_role()
-        .role_name(name)
-        .send()
+    let iam = staging(&b).await;
+    iam.delete_role().role_name(name).send().await.unwrap();
+    tollgate::aws::create_role(&iam, "/tollgate/", name, 3600, STAGING_TAGS)
         .await
         .unwrap();
-    tollgate::aws::create_role(&b.clients.iam, "/tollgate/", name, 3600, STAGING_TAGS)
-        .await
-        .unwrap();
-    let current_id = b
-        .clients
-        .iam
+    let current_id = iam
         .get_role()
         .role_name(name)
         .send()
@@ -377,6 +376,6 @@ async fn a_role_recreated_under_the_same_name_within_the_cache_lifetime_is_denie
     assert_eq!(c.status, 200, "{}", c.body);
     let r = revoke(&b, &g).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let denied = denied_userids(&b.clients.iam, name).await;
+    let denied = denied_userids(&staging(&b).await, name).await;
     assert_eq!(denied, [format!("{current_id}:tollgate-{}", g.id)]);
 }

@@ -40,11 +40,12 @@
 //! denial: revoke more, never less.
 //!
 //! Every IAM call goes through the functions at the end of this file, each
-//! taking the `aws_sdk_iam::Client` of the role's account.
+//! taking the `aws_sdk_iam::Client` of the role's account, acting through
+//! that account's control role ([`super::Accounts::iam_for`]).
 
 use super::dynamodb::{Lease, RoleRevocation, Store, StoreError};
 use super::iam::RoleDirectory;
-use super::{AwsError, OPERATION_TIMEOUT, aws_failure};
+use super::{AwsError, OPERATION_TIMEOUT, aws_failure, percent_decode};
 use crate::BrokerError;
 use crate::domain::{RequestId, RoleArn, Timestamp};
 use aws_sdk_iam::Client;
@@ -164,7 +165,6 @@ impl From<RevocationError> for BrokerError {
 /// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Revoker {
-    iam: Client,
     store: Store,
     roles: RoleDirectory,
     budget: usize,
@@ -172,11 +172,11 @@ pub struct Revoker {
 }
 
 impl Revoker {
-    /// A revoker writing through `iam`, reading revocations and leases from
-    /// `store` and role ids through `roles`, with IAM's per-role budget.
-    pub fn new(iam: Client, store: Store, roles: RoleDirectory) -> Self {
+    /// A revoker reading revocations and leases from `store`, and role ids
+    /// and writing policies in each role's account through `roles`'
+    /// accounts (the control role), with IAM's per-role budget.
+    pub fn new(store: Store, roles: RoleDirectory) -> Self {
         Self {
-            iam,
             store,
             roles,
             budget: ROLE_POLICY_BUDGET_CHARS,
@@ -198,9 +198,9 @@ impl Revoker {
         self
     }
 
-    /// The IAM client acting in `role`'s account.
-    fn iam(&self, _role: &RoleArn) -> &Client {
-        &self.iam
+    /// The IAM client acting in `role`'s account (through its control role).
+    async fn iam(&self, role: &RoleArn) -> Result<Client, AwsError> {
+        self.roles.accounts().iam_for(role).await
     }
 
     /// Makes sure the role's revocation policy denies the sessions of
@@ -310,7 +310,7 @@ impl Revoker {
 
     /// The policy document as stored, if any (decoded JSON).
     pub async fn policy_document(&self, role: &RoleArn) -> Result<Option<Value>, AwsError> {
-        get_policy(self.iam(role), role.name(), POLICY_NAME).await
+        get_policy(&self.iam(role).await?, role.name(), POLICY_NAME).await
     }
 
     async fn try_lease(&self, role: &RoleArn, owner: &str) -> Result<Lease, StoreError> {
@@ -363,7 +363,7 @@ impl Revoker {
         // INVARIANT: the Query runs under the lease, before the role id is
         // read, so the policy covers every revocation committed before it.
         let table = self.store.role_revocations(role).await?;
-        let iam = self.iam(role);
+        let iam = &self.iam(role).await?;
         let mut described_again = false;
         loop {
             // The three reads are independent; together they take one
@@ -819,38 +819,6 @@ async fn write_policy(
             Err(e) => Err(WriteError::Aws(aws_failure("DeleteRolePolicy", e))),
         },
     }
-}
-
-/// Decodes RFC 3986 percent-encoding, as IAM returns policy documents.
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
-            _ => None,
-        };
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

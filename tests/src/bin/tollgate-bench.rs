@@ -52,7 +52,6 @@ use tollgate::api::state::{AppState, RouteSet, StateOptions};
 use tollgate::audit::log::AuditLog;
 use tollgate::aws::Store;
 use tollgate::aws::testing::{Emulator, new_request, unique_name};
-use tollgate::config::Config;
 use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
 use tollgate_tests::aws_proxy::{AwsProxy, OpStats, total};
 use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, program_dir, role_arn};
@@ -439,7 +438,7 @@ async fn sweep(emulator: &Emulator, count: usize) {
     println!("\n## Expiry sweep of {count} due grants (in-process, tollgate::api::sweep::sweep)");
     let clients = emulator.clients().await;
     let table = unique_name("bench-sweep");
-    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
         .await
         .expect("provision");
     let store = Store::new(clients.dynamodb.clone(), table.clone(), 86_400);
@@ -474,10 +473,7 @@ async fn sweep(emulator: &Emulator, count: usize) {
     let state = AppState::build(
         &sdk,
         StateOptions {
-            config: Config {
-                table: table.clone(),
-                ..Config::default()
-            },
+            config: tollgate::aws::testing::local_config(&table),
             routes: RouteSet::Expiry,
             auth: Authenticator::ApiGateway,
             settings: Settings::default(),
@@ -548,7 +544,8 @@ async fn revocations(emulator: &Emulator, args: &Args) -> bool {
     let mut failed = false;
     let mut figures = Vec::new();
     for at_once in [false, true] {
-        let (arn, role_id) = own_role(&b.clients.iam, STAGING_TAGS).await;
+        let staging = b.iam_in(tollgate::aws::LOCAL_STAGING_ACCOUNT).await;
+        let (arn, role_id) = own_role(&staging, STAGING_TAGS).await;
         let grants = grants_with_credentials(&b, &arn, n).await;
         let burst = if at_once {
             revoke_all(&b, &grants, Some(&proxy)).await
@@ -564,7 +561,7 @@ async fn revocations(emulator: &Emulator, args: &Args) -> bool {
             },
             burst.summary()
         );
-        let missing = uncovered(&b.clients.iam, &arn, &role_id, &grants).await;
+        let missing = uncovered(&staging, &arn, &role_id, &grants).await;
         if burst.statuses().keys().any(|s| *s != 200) || !missing.is_empty() {
             println!(
                 "FAIL: statuses {:?}; {} sessions not denied",
@@ -630,7 +627,7 @@ async fn functions(emulator: &Emulator, args: &Args) {
     );
     let clients = emulator.clients().await;
     let table = unique_name("bench-fn");
-    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
         .await
         .expect("provision");
     let env: Vec<(String, String)> = [
@@ -640,10 +637,19 @@ async fn functions(emulator: &Emulator, args: &Args) {
         ("AWS_SESSION_TOKEN", "testing"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("TOLLGATE_TABLE", table.as_str()),
+        (
+            "TOLLGATE_BROKER_ACCOUNT",
+            tollgate::aws::LOCAL_BROKER_ACCOUNT,
+        ),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(
+        tollgate::aws::local_environment()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .chain([(
         "TOLLGATE_POLICY_DIR".to_owned(),
         tollgate::aws::testing::repo_root()
