@@ -14,7 +14,7 @@
 //! shared item, so concurrent revocations do not cancel each other's
 //! transactions. A strongly consistent Query of a role's `ROLEREV#`
 //! partition is the set of statements the role's revocation policy needs
-//! (see [`super::revocation`]); the `LEASE#` item serialises the writes of
+//! (see [`super::Revoker`]); the `LEASE#` item serialises the writes of
 //! that policy.
 //!
 //! Global secondary indexes, all projecting every attribute:
