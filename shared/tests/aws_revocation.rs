@@ -129,6 +129,12 @@ impl Fixture {
         self.revoker().policy_document(&role.arn).await.unwrap()
     }
 
+    /// A sweep-only state over this fixture's table on the shared emulator.
+    async fn sweeper(&self) -> AppState {
+        let sdk = sdk_config_for(Emulator::shared().unwrap().endpoint()).await;
+        self.state(&sdk, self.revoker()).0
+    }
+
     /// A sweep-only state over this fixture's table, its audit lines captured.
     fn state(&self, sdk: &aws_config::SdkConfig, revoker: Revoker) -> (AppState, Capture) {
         let (audit, capture) = AuditLog::capture();
@@ -670,8 +676,7 @@ async fn a_role_recreated_under_the_same_name_is_denied_by_its_current_id() {
 #[tokio::test]
 async fn the_sweep_confirms_a_revocation_then_prunes_it_and_a_failed_prune_keeps_it_due() {
     let f = fixture().await;
-    let sdk = sdk_config_for(Emulator::shared().unwrap().endpoint()).await;
-    let (state, _) = f.state(&sdk, f.revoker());
+    let state = f.sweeper().await;
     let role = f.role().await;
     let now = Timestamp::now();
     // Revoked, but the revoking process died before writing the statement.
@@ -702,6 +707,7 @@ async fn the_sweep_confirms_a_revocation_then_prunes_it_and_a_failed_prune_keeps
         f.store.clone(),
         RoleDirectory::new(Clients::new(&dead).accounts(), Duration::ZERO),
     );
+    let sdk = sdk_config_for(Emulator::shared().unwrap().endpoint()).await;
     let (failing, capture) = f.state(&sdk, broken);
     let report = sweep(&failing, later).await.unwrap();
     assert_eq!(
@@ -751,8 +757,7 @@ async fn the_sweep_confirms_a_revocation_then_prunes_it_and_a_failed_prune_keeps
 #[tokio::test]
 async fn the_sweep_stops_at_its_batch_limit_and_says_more_remain() {
     let f = fixture().await;
-    let sdk = sdk_config_for(Emulator::shared().unwrap().endpoint()).await;
-    let (state, _) = f.state(&sdk, f.revoker());
+    let state = f.sweeper().await;
     let role = f.role().await;
     let long_ago = Timestamp::now().plus(-3 * 86_400);
     for i in 0..5 {
@@ -778,8 +783,7 @@ async fn the_sweep_stops_at_its_batch_limit_and_says_more_remain() {
 #[tokio::test]
 async fn the_sweep_skips_requests_someone_else_changed_since_they_were_listed() {
     let f = fixture().await;
-    let sdk = sdk_config_for(Emulator::shared().unwrap().endpoint()).await;
-    let (state, _) = f.state(&sdk, f.revoker());
+    let state = f.sweeper().await;
     let role = f.role().await;
     let now = Timestamp::now();
     let long_ago = now.plus(-3 * 86_400);

@@ -5,7 +5,7 @@
 //! is in the role's policy) and by `tollgate-bench` (which prints figures).
 
 use crate::aws_proxy::{AwsProxy, OpStats};
-use crate::broker::{Auth, Broker, User};
+use crate::broker::{Auth, Broker, BrokerOptions, User};
 use crate::load::{ms, percentile};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -335,15 +335,30 @@ pub async fn own_role(iam: &aws_sdk_iam::Client, tags: &[(&str, &str)]) -> (Stri
     let arn = tollgate::aws::create_role(iam, "/tollgate/", &name, 3600, tags)
         .await
         .expect("create the role");
-    let role_id = iam
-        .get_role()
-        .role_name(&name)
+    (arn.to_string(), role_id(iam, &name).await)
+}
+
+/// The role id IAM gives the role `name` now.
+pub async fn role_id(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    iam.get_role()
+        .role_name(name)
         .send()
         .await
         .expect("the role")
         .role()
         .expect("a role")
         .role_id()
-        .to_owned();
-    (arn.to_string(), role_id)
+        .to_owned()
+}
+
+/// A broker's options as `tollgate serve` runs by default (role cache 60 s,
+/// sweep every 5 s; the test brokers turn the cache off and sweep every
+/// second), its AWS calls through `proxy`.
+pub fn serve_defaults(proxy: &AwsProxy) -> BrokerOptions {
+    BrokerOptions {
+        aws_endpoint: Some(proxy.endpoint()),
+        sweep_interval_seconds: 5,
+        extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
+        ..BrokerOptions::default()
+    }
 }

@@ -16,7 +16,8 @@ use tollgate::aws::testing::Emulator;
 use tollgate_tests::aws_proxy::AwsProxy;
 use tollgate_tests::broker::{Auth, Broker, BrokerOptions, Reply};
 use tollgate_tests::revocations::{
-    Grant, STAGING_TAGS, covers, denied_userids, grants_with_credentials, revoke_all, uncovered,
+    Grant, STAGING_TAGS, covers, denied_userids, grants_with_credentials, revoke_all, role_id,
+    serve_defaults, uncovered,
 };
 
 /// The broker binary: this workspace's, or `TOLLGATE_TEST_SERVER` (another
@@ -44,20 +45,7 @@ async fn fifty_revocations_at_once_on_one_role_all_succeed_and_deny_every_sessio
     // its single thread.
     let emulator = Emulator::start().unwrap();
     let proxy = AwsProxy::start(emulator.endpoint()).await;
-    let b = Arc::new(
-        Broker::start(
-            &server(),
-            BrokerOptions {
-                aws_endpoint: Some(proxy.endpoint()),
-                // `tollgate serve`'s defaults (the test brokers turn the
-                // role cache off and sweep every second).
-                sweep_interval_seconds: 5,
-                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
-                ..BrokerOptions::default()
-            },
-        )
-        .await,
-    );
+    let b = Arc::new(Broker::start(&server(), serve_defaults(&proxy)).await);
     let (arn, role_id) = own_role(&b).await;
     let grants = grants_with_credentials(&b, &arn, 50).await;
     let burst = revoke_all(&b, &grants, Some(&proxy)).await;
@@ -127,54 +115,79 @@ fn revocation_failures(b: &Broker, operation: &str) -> usize {
         .count()
 }
 
+/// A grant with credentials on a role of its own, revoked while the
+/// broker's `PutRolePolicy` calls get `status` `code`: 503
+/// `revocation_incomplete`.
+struct FailedRevoke {
+    proxy: AwsProxy,
+    b: Arc<Broker>,
+    arn: String,
+    g: Grant,
+    userid: String,
+    reply: Reply,
+}
+
+impl FailedRevoke {
+    async fn new(sweep_seconds: u64, status: u16, code: &str) -> Self {
+        let proxy = AwsProxy::start(Emulator::shared().unwrap().endpoint()).await;
+        let b = broker_via(&proxy, sweep_seconds, &[]).await;
+        let (arn, role_id) = own_role(&b).await;
+        let g = grants_with_credentials(&b, &arn, 1).await.remove(0);
+        let userid = format!("{role_id}:tollgate-{}", g.id);
+        proxy.fail("iam:PutRolePolicy", status, code);
+        let reply = revoke(&b, &g).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, "revocation_incomplete"),
+            "{}",
+            reply.body
+        );
+        Self {
+            proxy,
+            b,
+            arn,
+            g,
+            userid,
+            reply,
+        }
+    }
+
+    /// Whether the role's policy denies the grant's session now.
+    async fn denied(&self) -> bool {
+        let denied = denied_userids(&staging(&self.b).await, role_name(&self.arn)).await;
+        covers(&denied, &self.userid)
+    }
+}
+
 #[tokio::test]
 async fn a_statement_that_cannot_be_written_is_a_503_that_a_repeated_revoke_finishes() {
-    let emulator = Emulator::shared().unwrap();
-    let proxy = AwsProxy::start(emulator.endpoint()).await;
     // No sweep during the test: only the repeated revoke may finish the job.
-    let b = broker_via(&proxy, 3600, &[]).await;
-    let (arn, role_id) = own_role(&b).await;
-    let g = grants_with_credentials(&b, &arn, 1).await.remove(0);
-    let userid = format!("{role_id}:tollgate-{}", g.id);
-
-    proxy.fail("iam:PutRolePolicy", 500, "ServiceFailure");
-    let r = revoke(&b, &g).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (503, "revocation_incomplete"),
-        "{}",
-        r.body
-    );
+    let f = FailedRevoke::new(3600, 500, "ServiceFailure").await;
+    let (b, g, r) = (&f.b, &f.g, &f.reply);
     assert_eq!(r.headers["retry-after"], "2");
     let message = r.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("the grant is revoked"), "{message}");
     assert!(!message.contains("injected"), "no AWS detail for people");
-    assert_eq!(revocation_failures(&b, "revoke"), 1);
+    assert_eq!(revocation_failures(b, "revoke"), 1);
     // Revoked in the table: no new credentials, whatever IAM does.
-    let c = credentials(&b, &g).await;
+    let c = credentials(b, g).await;
     assert_eq!((c.status, c.code()), (409, "not_active"));
     let shown = b.wait_for(&g.id, &g.user, "the request", |_| true).await;
     assert_eq!(shown["status"], "revoked");
-    assert!(!covers(
-        &denied_userids(&staging(&b).await, role_name(&arn)).await,
-        &userid
-    ));
+    assert!(!f.denied().await);
 
     // Repeated while IAM still fails: the same answer, counted again.
-    let r = revoke(&b, &g).await;
+    let r = revoke(b, g).await;
     assert_eq!((r.status, r.code()), (503, "revocation_incomplete"));
-    assert_eq!(revocation_failures(&b, "revoke"), 2);
+    assert_eq!(revocation_failures(b, "revoke"), 2);
 
     // Repeated once IAM works: 200, the statement is in; after that, 409.
-    proxy.heal();
-    let r = revoke(&b, &g).await;
+    f.proxy.heal();
+    let r = revoke(b, g).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "revoked");
-    assert!(covers(
-        &denied_userids(&staging(&b).await, role_name(&arn)).await,
-        &userid
-    ));
-    let r = revoke(&b, &g).await;
+    assert!(f.denied().await);
+    let r = revoke(b, g).await;
     assert_eq!((r.status, r.code()), (409, "not_active"));
     // One revoked event however many times it was asked.
     let shown = b.wait_for(&g.id, &g.user, "the request", |_| true).await;
@@ -189,36 +202,17 @@ async fn a_statement_that_cannot_be_written_is_a_503_that_a_repeated_revoke_fini
 
 #[tokio::test]
 async fn a_statement_that_cannot_be_written_is_written_by_the_sweep() {
-    let emulator = Emulator::shared().unwrap();
-    let proxy = AwsProxy::start(emulator.endpoint()).await;
-    let b = broker_via(&proxy, 1, &[]).await;
-    let (arn, role_id) = own_role(&b).await;
-    let g = grants_with_credentials(&b, &arn, 1).await.remove(0);
-    let userid = format!("{role_id}:tollgate-{}", g.id);
-    proxy.fail("iam:PutRolePolicy", 403, "AccessDenied");
-    let r = revoke(&b, &g).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (503, "revocation_incomplete"),
-        "{}",
-        r.body
-    );
+    let f = FailedRevoke::new(1, 403, "AccessDenied").await;
     // The sweep fails too while IAM refuses, and says so.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while revocation_failures(&b, "sweep") == 0 {
+    while revocation_failures(&f.b, "sweep") == 0 {
         assert!(Instant::now() < deadline, "the sweep never tried");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(!covers(
-        &denied_userids(&staging(&b).await, role_name(&arn)).await,
-        &userid
-    ));
-    proxy.heal();
+    assert!(!f.denied().await);
+    f.proxy.heal();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !covers(
-        &denied_userids(&staging(&b).await, role_name(&arn)).await,
-        &userid,
-    ) {
+    while !f.denied().await {
         assert!(
             Instant::now() < deadline,
             "the sweep never wrote the statement"
@@ -226,7 +220,7 @@ async fn a_statement_that_cannot_be_written_is_written_by_the_sweep() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Done by the sweep: a repeated revoke has nothing left to do.
-    let r = revoke(&b, &g).await;
+    let r = revoke(&f.b, &f.g).await;
     assert_eq!((r.status, r.code()), (409, "not_active"));
 }
 
@@ -361,16 +355,7 @@ async fn a_role_recreated_under_the_same_name_within_the_cache_lifetime_is_denie
     tollgate::aws::create_role(&iam, "/tollgate/", name, 3600, STAGING_TAGS)
         .await
         .unwrap();
-    let current_id = iam
-        .get_role()
-        .role_name(name)
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .role_id()
-        .to_owned();
+    let current_id = role_id(&iam, name).await;
     assert_ne!(current_id, first_id);
     let c = credentials(&b, &g).await;
     assert_eq!(c.status, 200, "{}", c.body);

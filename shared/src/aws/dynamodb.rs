@@ -330,34 +330,15 @@ impl Store {
     ) -> Result<Option<(AccessRequest, Vec<Event>)>, StoreError> {
         let mut request = None;
         let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(schema::request_pk(id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_failure)?;
-            for item in out.items() {
-                let sk = string_attr(item, SK)?;
-                if sk == META {
-                    request = Some(decode_request(item)?);
-                } else if sk.starts_with("EVT#") {
-                    let json = string_attr(item, EVENT)?;
-                    let event: Event = serde_json::from_str(json)
-                        .map_err(|e| StoreError::Corrupt(format!("event {sk} of {id}: {e}")))?;
-                    events.push(event);
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+        for item in self.query_partition(schema::request_pk(id)).await? {
+            let sk = string_attr(&item, SK)?;
+            if sk == META {
+                request = Some(decode_request(&item)?);
+            } else if sk.starts_with("EVT#") {
+                let json = string_attr(&item, EVENT)?;
+                let event: Event = serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("event {sk} of {id}: {e}")))?;
+                events.push(event);
             }
         }
         Ok(request.map(|r| (r, events)))
@@ -491,32 +472,7 @@ impl Store {
     /// transition (status and history are unchanged).
     #[tracing::instrument(skip_all, fields(request_id = %id, version))]
     pub async fn clear_due(&self, id: RequestId, version: u64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .key(PK, s(schema::request_pk(id)))
-            .key(SK, s(META))
-            .update_expression("REMOVE #g3pk, #g3sk")
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#g3pk", GSI3_PK)
-            .expression_attribute_names("#g3sk", GSI3_SK)
-            .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(ctx))
-                if matches!(
-                    ctx.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(store_failure(e)),
-        }
+        self.update_due(id, version, None).await
     }
 
     /// Housekeeping: moves a request's place on the due index to `due`
@@ -529,32 +485,36 @@ impl Store {
         version: u64,
         due: Timestamp,
     ) -> Result<(), StoreError> {
-        let result = self
+        self.update_due(id, version, Some(due)).await
+    }
+
+    async fn update_due(
+        &self,
+        id: RequestId,
+        version: u64,
+        due: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let update = self
             .client
             .update_item()
             .table_name(self.table.as_ref())
             .key(PK, s(schema::request_pk(id)))
             .key(SK, s(META))
-            .update_expression("SET #g3pk = :due, #g3sk = :at")
             .condition_expression("#v = :v")
             .expression_attribute_names("#g3pk", GSI3_PK)
             .expression_attribute_names("#g3sk", GSI3_SK)
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":due", s(DUE))
-            .expression_attribute_values(":at", s(schema::due_sk(due, id)))
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":v", n(version));
+        let update = match due {
+            None => update.update_expression("REMOVE #g3pk, #g3sk"),
+            Some(due) => update
+                .update_expression("SET #g3pk = :due, #g3sk = :at")
+                .expression_attribute_values(":due", s(DUE))
+                .expression_attribute_values(":at", s(schema::due_sk(due, id))),
+        };
+        match update.send().await {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(ctx))
-                if matches!(
-                    ctx.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Err(StoreError::Conflict)
-            }
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
             Err(e) => Err(store_failure(e)),
         }
     }
@@ -568,36 +528,18 @@ impl Store {
         &self,
         role: &RoleArn,
     ) -> Result<Vec<RoleRevocation>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(schema::role_revocations_pk(role)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_failure)?;
-            for item in page.items() {
+        self.query_partition(schema::role_revocations_pk(role))
+            .await?
+            .iter()
+            .map(|item| {
                 let id = RequestId::parse(string_attr(item, REQUEST_ID)?)
                     .map_err(|e| StoreError::Corrupt(format!("role revocation item: {e}")))?;
-                let until = number_attr(item, UNTIL)?;
-                out.push(RoleRevocation {
+                Ok(RoleRevocation {
                     id,
-                    until: Timestamp::from_unix(until),
-                });
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+                    until: Timestamp::from_unix(number_attr(item, UNTIL)?),
+                })
+            })
+            .collect()
     }
 
     /// Takes the lease on `role`'s revocation policy for `owner` until
@@ -702,14 +644,7 @@ impl Store {
         };
         match update.send().await {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(ctx))
-                if matches!(
-                    ctx.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_failure(e)),
         }
     }
@@ -860,6 +795,33 @@ impl Store {
         }
     }
 
+    /// Every item of partition `pk`, from strongly consistent Queries (more
+    /// than one only past 1 MB).
+    async fn query_partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_failure)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
     async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -987,6 +949,17 @@ fn decode_request(item: &Item) -> Result<AccessRequest, StoreError> {
         )));
     }
     Ok(req)
+}
+
+/// Whether an update failed its condition expression.
+fn condition_failed(
+    e: &SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool {
+    matches!(
+        e,
+        SdkError::ServiceError(ctx)
+            if matches!(ctx.err(), UpdateItemError::ConditionalCheckFailedException(_))
+    )
 }
 
 fn decode_lease(item: &Item) -> Result<LeaseState, StoreError> {

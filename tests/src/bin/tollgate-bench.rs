@@ -521,7 +521,8 @@ async fn sweep(emulator: &Emulator, count: usize) {
 /// Section 5; true if a revocation failed or a session was left allowed.
 async fn revocations(emulator: &Emulator, args: &Args) -> bool {
     use tollgate_tests::revocations::{
-        STAGING_TAGS, grants_with_credentials, own_role, revoke_all, revoke_one_by_one, uncovered,
+        STAGING_TAGS, grants_with_credentials, own_role, revoke_all, revoke_one_by_one,
+        serve_defaults, uncovered,
     };
     let n = args.revocations;
     println!(
@@ -529,18 +530,7 @@ async fn revocations(emulator: &Emulator, args: &Args) -> bool {
          (each grant with credentials issued; tollgate serve's defaults: role cache 60 s, sweep every 5 s)"
     );
     let proxy = AwsProxy::start(emulator.endpoint()).await;
-    let b = Arc::new(
-        Broker::start_cli(
-            &args.binaries,
-            BrokerOptions {
-                aws_endpoint: Some(proxy.endpoint()),
-                sweep_interval_seconds: 5,
-                extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "60".into())],
-                ..BrokerOptions::default()
-            },
-        )
-        .await,
-    );
+    let b = Arc::new(Broker::start_cli(&args.binaries, serve_defaults(&proxy)).await);
     let mut failed = false;
     let mut figures = Vec::new();
     for at_once in [false, true] {
