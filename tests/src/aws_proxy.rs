@@ -31,8 +31,9 @@ pub struct OpStats {
 }
 
 type Table = Arc<Mutex<BTreeMap<String, OpStats>>>;
-/// Operations answered with an error instead of forwarded: status, code.
-type Faults = Arc<Mutex<BTreeMap<String, (u16, String)>>>;
+/// Operations answered with an error instead of forwarded: status, code,
+/// and how many more times (none: until healed).
+type Faults = Arc<Mutex<BTreeMap<String, (u16, String, Option<u32>)>>>;
 
 #[derive(Clone)]
 struct Shared {
@@ -93,7 +94,15 @@ impl AwsProxy {
         self.faults
             .lock()
             .expect("lock")
-            .insert(op.to_owned(), (status, code.to_owned()));
+            .insert(op.to_owned(), (status, code.to_owned(), None));
+    }
+
+    /// Like [`AwsProxy::fail`], for the next `times` calls of `op` only.
+    pub fn fail_times(&self, op: &str, status: u16, code: &str, times: u32) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .insert(op.to_owned(), (status, code.to_owned(), Some(times)));
     }
 
     /// Forwards every call again.
@@ -173,7 +182,19 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let op = operation(&headers, &body);
-    let fault = s.faults.lock().ok().and_then(|f| f.get(&op).cloned());
+    let fault = s.faults.lock().ok().and_then(|mut faults| {
+        let (status, code, left) = faults.get_mut(&op)?;
+        let fault = (*status, code.clone());
+        match left {
+            Some(0) => {
+                faults.remove(&op);
+                return None;
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(fault)
+    });
     if let Some((status, code)) = fault {
         // Counted like a forwarded call when dropped.
         let _record = Record {

@@ -364,3 +364,28 @@ async fn a_role_recreated_under_the_same_name_within_the_cache_lifetime_is_denie
     let denied = denied_userids(&staging(&b).await, name).await;
     assert_eq!(denied, [format!("{current_id}:tollgate-{}", g.id)]);
 }
+
+#[tokio::test]
+async fn a_role_that_vanishes_before_the_write_is_described_again() {
+    let proxy = AwsProxy::start(Emulator::shared().unwrap().endpoint()).await;
+    // The role description cached, so that the revoke's own GetRole calls
+    // are the render's.
+    let b = broker_via(&proxy, 3600, &[("TOLLGATE_ROLE_CACHE_SECONDS", "60")]).await;
+    let (arn, role_id) = own_role(&b).await;
+    let g = grants_with_credentials(&b, &arn, 1).await.remove(0);
+    // IAM says the role does not exist on the first write, as it does when
+    // the role was deleted (and maybe created again) since GetRole.
+    proxy.take();
+    proxy.fail_times("iam:PutRolePolicy", 404, "NoSuchEntity", 1);
+    let r = revoke(&b, &g).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let calls = proxy.take();
+    let count = |op: &str| calls.get(op).map_or(0, |s| s.calls);
+    assert_eq!(
+        (count("iam:GetRole"), count("iam:PutRolePolicy")),
+        (2, 2),
+        "described again and written again: {calls:?}"
+    );
+    let denied = denied_userids(&staging(&b).await, role_name(&arn)).await;
+    assert_eq!(denied, [format!("{role_id}:tollgate-{}", g.id)]);
+}
