@@ -168,7 +168,6 @@ pub struct Revoker {
     store: Store,
     roles: RoleDirectory,
     budget: usize,
-    lease: Duration,
 }
 
 impl Revoker {
@@ -180,7 +179,6 @@ impl Revoker {
             store,
             roles,
             budget: ROLE_POLICY_BUDGET_CHARS,
-            lease: DEFAULT_LEASE,
         }
     }
 
@@ -188,13 +186,6 @@ impl Revoker {
     /// use a small one; the emulator does not enforce IAM's).
     pub fn with_budget(mut self, budget: usize) -> Self {
         self.budget = budget;
-        self
-    }
-
-    /// The same revoker with another lease length. A lease shorter than
-    /// the SDK's operation timeout plus two seconds never writes.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
         self
     }
 
@@ -223,10 +214,12 @@ impl Revoker {
         let owner = lease_owner();
         let mut lease_waits = 0;
         let mut pause = FIRST_PAUSE;
+        let mut first = true;
         loop {
-            if lease_waits > 0 && Instant::now() >= deadline {
+            if !first && Instant::now() >= deadline {
                 return Err(RevocationError::NotConfirmed(started.elapsed()));
             }
+            first = false;
             let look = Instant::now();
             let lease = self.try_lease(role, &owner).await?;
             let mut last_look = look.elapsed();
@@ -315,7 +308,7 @@ impl Revoker {
 
     async fn try_lease(&self, role: &RoleArn, owner: &str) -> Result<Lease, StoreError> {
         let now = epoch_ms();
-        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let lease = i64::try_from(DEFAULT_LEASE.as_millis()).unwrap_or(i64::MAX);
         self.store
             .acquire_lease(role, owner, now, now.saturating_add(lease))
             .await
@@ -422,7 +415,7 @@ impl Revoker {
             if !render.written {
                 return Ok((render, info.role_id));
             }
-            if acquired.elapsed() + WRITE_MARGIN > self.lease {
+            if acquired.elapsed() + WRITE_MARGIN > DEFAULT_LEASE {
                 return Err(RevocationError::LeaseLost);
             }
             match write_policy(iam, role.name(), doc).await {
