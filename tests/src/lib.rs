@@ -12,6 +12,7 @@ pub mod aws_proxy;
 pub mod broker;
 pub mod issuer;
 pub mod load;
+pub mod revocations;
 pub mod runtime_api;
 pub mod sts_proxy;
 pub mod webhooks;

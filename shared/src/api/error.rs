@@ -63,7 +63,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         let retry_after = match &self.0 {
-            BrokerError::Throttled | BrokerError::Unavailable { .. } => Some(2),
+            BrokerError::Throttled
+            | BrokerError::Unavailable { .. }
+            | BrokerError::Incomplete { .. } => Some(2),
             BrokerError::Limited {
                 retry_after_seconds,
                 ..
@@ -92,6 +94,14 @@ fn log(e: &BrokerError) {
                 code = e.code(),
                 cause = cause.as_deref().unwrap_or(""),
                 "aws unavailable"
+            );
+        }
+        BrokerError::Incomplete { source, .. } => {
+            let cause = source.as_ref().map(|s| error_chain(s.as_ref()));
+            tracing::warn!(
+                code = e.code(),
+                cause = cause.as_deref().unwrap_or(""),
+                "recorded but not yet enforced"
             );
         }
         other => tracing::info!(
@@ -159,6 +169,15 @@ mod tests {
                 BrokerError::unavailable(std::io::Error::other("dns")),
                 503,
                 "aws_unavailable",
+            ),
+            (
+                BrokerError::Incomplete {
+                    code: "revocation_incomplete",
+                    message: "the deny statement is not written yet".into(),
+                    source: Some(Box::new(std::io::Error::other("iam"))),
+                },
+                503,
+                "revocation_incomplete",
             ),
         ];
         for (e, status, code) in cases {

@@ -23,7 +23,8 @@ pub mod testing;
 pub use accounts::{AccountSettings, Accounts};
 pub use credentials::{issue_recorded, mint_credentials};
 pub use dynamodb::{
-    Created, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, Store, StoreError, UserLimits,
+    Created, Lease, LeaseState, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, RoleRevocation,
+    Store, StoreError, UserLimits,
 };
 pub use iam::RoleDirectory;
 pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
@@ -33,7 +34,8 @@ pub use provision::{
     local_environment, provision,
 };
 pub use revocation::{
-    FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS, RevocationOutcome, Revoker,
+    Confirmation, DEFAULT_LEASE, FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS,
+    Reconciled, Render, RevocationError, RevocationOutcome, Revoker,
 };
 pub use sts::{CredentialPlan, IssuedCredentials, Issuer, SessionTag};
 
