@@ -325,6 +325,14 @@ pub struct AuditVerifyArgs {
     /// region from the usual AWS environment)
     #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
+    /// Check signatures against this PEM public key (offline; export it once
+    /// with `aws kms get-public-key`) instead of asking KMS
+    #[arg(long, value_name = "FILE", conflicts_with = "key_id")]
+    pub public_key: Option<PathBuf>,
+    /// The audit key to fetch the public key of (`kms:GetPublicKey`, AWS
+    /// credentials needed) [default: TOLLGATE_AUDIT_KEY_ID or alias/tollgate-audit]
+    #[arg(long, value_name = "KEY")]
+    pub key_id: Option<String>,
 }
 
 /// `tollgate serve`: flags override the `TOLLGATE_*` environment.

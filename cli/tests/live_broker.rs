@@ -507,8 +507,11 @@ fn a_production_request_waits_for_an_sre_approval_and_then_prints_credentials() 
         done.err
     );
 
-    // The trail verifies through the broker and straight from the table.
-    let v = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    // The trail verifies through the broker, its signatures against the
+    // audit key's public key (fetched from KMS: AWS credentials needed).
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let v = run(&mut auditor, &["audit", "verify", &id]);
     assert_eq!(v.code, 0, "{}", v.err);
     assert!(v.out.contains("verified: 3 events"), "{}", v.out);
 }
@@ -815,10 +818,9 @@ fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table(
         .unwrap()
         .to_owned();
     assert_eq!(run(&mut b.cli(&alice), &["credentials", &id]).code, 0);
-    let ok = run(
-        &mut b.cli(&alice),
-        &["audit", "verify", &id, "--output", "json"],
-    );
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let ok = run(&mut auditor, &["audit", "verify", &id, "--output", "json"]);
     assert_eq!(ok.code, 0, "{}", ok.err);
     assert_eq!(ok.json()["verified"], true);
     assert_eq!(ok.json()["events"], 2);
@@ -870,7 +872,9 @@ fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table(
             .unwrap();
     });
 
-    let bad = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let bad = run(&mut auditor, &["audit", "verify", &id]);
     assert_eq!(bad.code, 1, "{}", bad.out);
     assert!(bad.err.contains("event 1 was altered"), "{}", bad.err);
     let mut direct = b.cli(&alice);

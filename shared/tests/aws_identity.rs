@@ -14,8 +14,8 @@ use tollgate::audit::AuditLog;
 use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
 use tollgate::aws::{
     CredentialPlan, EXAMPLE_ROLES, Issuer, LOCAL_BROKER_ACCOUNT, LOCAL_PRODUCTION_ACCOUNT,
-    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, Store, create_role, create_table,
-    mint_credentials, provision, schema,
+    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, create_role, create_table, mint_credentials,
+    provision, schema,
 };
 use tollgate::domain::{AccessRequest, Actor, Command, RoleArn, RoleInfo, Timestamp, UserId};
 
@@ -182,7 +182,12 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
     assert_eq!(form["RoleArn"], role.arn.as_str());
     assert_eq!(form["RoleSessionName"], format!("tollgate-{}", req.id));
     assert_eq!(form["DurationSeconds"], "3600");
-    assert_eq!(form["SourceIdentity"], "auth0-alice");
+    // Changed to fit STS, so it carries a hash of the subject.
+    assert_eq!(
+        form["SourceIdentity"],
+        tollgate::domain::sanitize_source_identity("auth0|alice")
+    );
+    assert!(form["SourceIdentity"].starts_with("auth0-alice="));
     let tags: BTreeMap<&str, &str> = (1..=3)
         .map(|i| {
             (
@@ -206,6 +211,11 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
         policy["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"],
         json!(cutoff)
     );
+    assert_eq!(policy["Statement"][1]["Effect"], "Deny");
+    assert_eq!(
+        policy["Statement"][1]["Condition"]["DateGreaterThan"]["aws:CurrentTime"],
+        json!(cutoff)
+    );
     assert!(form["Policy"].len() <= 2048);
 }
 
@@ -214,11 +224,10 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
     let c = clients().await;
     let table = unique_name("mint");
     create_table(&c.dynamodb, &table).await.unwrap();
-    let store = Store::new(
-        c.dynamodb.clone(),
-        &table,
-        schema::DEFAULT_RETENTION_SECONDS,
-    );
+    let store = c
+        .store(&table, schema::DEFAULT_RETENTION_SECONDS)
+        .await
+        .unwrap();
     let role = role(&c, &[]).await;
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
@@ -236,7 +245,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
             .await
             .unwrap();
-    assert_eq!(c.calls.take(), ["TransactWriteItems", "AssumeRole"]);
+    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems", "AssumeRole"]);
     assert_eq!(after.credentials_issued, 1);
     let (stored, events) = store.get_with_events(req.id).await.unwrap().unwrap();
     assert_eq!(stored, after);
@@ -269,7 +278,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), 409);
-    assert_eq!(c.calls.take(), ["TransactWriteItems"]);
+    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems"]);
     assert_eq!(lines.lines().len(), 2, "nothing more logged");
 
     // Someone else: refused before any call.
@@ -434,11 +443,10 @@ async fn aws_calls_per_operation_are_as_designed() {
     let c = clients().await;
     let table = unique_name("calls");
     create_table(&c.dynamodb, &table).await.unwrap();
-    let store = Store::new(
-        c.dynamodb.clone(),
-        &table,
-        schema::DEFAULT_RETENTION_SECONDS,
-    );
+    let store = c
+        .store(&table, schema::DEFAULT_RETENTION_SECONDS)
+        .await
+        .unwrap();
     let role = role(&c, &[]).await;
     let accounts = c.accounts();
     let dir = RoleDirectory::new(accounts.clone(), Duration::from_secs(60));
@@ -535,12 +543,13 @@ async fn aws_calls_per_operation_are_as_designed() {
             ("describe (cold)", 2),
             ("describe (cached)", 0),
             ("describe (session cached)", 1),
-            ("create", 1),
+            // One KMS Sign per event, then the transaction.
+            ("create", 2),
             ("get", 1),
             ("get_with_events", 1),
-            ("transition", 1),
+            ("transition", 2),
             ("issue", 1),
-            ("revoke", 1),
+            ("revoke", 2),
             ("revocation statement", 7),
             ("prune", 7),
         ]

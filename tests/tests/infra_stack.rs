@@ -564,6 +564,24 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
             Some("department,clearance,location")
         );
         assert_eq!(var("RUST_LOG").as_deref(), Some("info"));
+        // Security: the issuer the function verifies tokens against, the
+        // audit key it signs with, and the per-user caps.
+        assert_eq!(
+            var("TOLLGATE_JWT_ISSUER").as_deref(),
+            Some("https://issuer.example.com/oauth2/default"),
+            "{f}"
+        );
+        assert_eq!(var("TOLLGATE_JWT_AUDIENCE").as_deref(), Some("tollgate"));
+        assert!(
+            var("TOLLGATE_AUDIT_KEY_ID").is_some_and(|k| k.starts_with("arn:aws:kms:")),
+            "{f}: {:?}",
+            var("TOLLGATE_AUDIT_KEY_ID")
+        );
+        assert_eq!(var("TOLLGATE_MAX_OPEN_REQUESTS").as_deref(), Some("20"));
+        assert_eq!(
+            var("TOLLGATE_MAX_CREATES_PER_MINUTE").as_deref(),
+            Some("10")
+        );
         // Only functions that may read the settings secret are told where it is.
         let reads_settings = matches!(
             f,
@@ -574,6 +592,52 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
             reads_settings.then(|| SETTINGS_SECRET.to_owned()),
             "{f}"
         );
+    }
+}
+
+#[test]
+fn only_the_five_function_roles_may_sign_with_the_audit_key() {
+    let d = deployment();
+    let key = &d.broker["translated"]["Resources"]["AuditKey"];
+    assert_eq!(key["Properties"]["KeySpec"], "ECC_NIST_P256");
+    assert_eq!(key["Properties"]["KeyUsage"], "SIGN_VERIFY");
+    assert_eq!(key["DeletionPolicy"], "Retain");
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap();
+    let actions = |st: &Value| -> Vec<String> {
+        match &st["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            other => panic!("action {other}"),
+        }
+    };
+    for st in statements {
+        for a in actions(st) {
+            assert!(
+                !a.contains('*') && a != "kms:CreateGrant",
+                "no wildcard action and no grants: {a}"
+            );
+        }
+    }
+    let signers: Vec<&Value> = statements
+        .iter()
+        .filter(|st| actions(st).iter().any(|a| a == "kms:Sign"))
+        .collect();
+    assert_eq!(signers.len(), 1, "one statement allows kms:Sign");
+    assert_eq!(actions(signers[0]), ["kms:Sign"]);
+    let principals: Vec<String> = signers[0]["Principal"]["AWS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Fn::GetAtt"][0].as_str().unwrap().to_owned())
+        .collect();
+    let roles: Vec<String> = FUNCTIONS.iter().map(|f| format!("{f}Role")).collect();
+    assert_eq!(principals, roles);
+    // The function roles themselves hold no KMS permission.
+    for f in FUNCTIONS {
+        let role = &d.broker["translated"]["Resources"][format!("{f}Role")];
+        assert!(!role.to_string().contains("kms:"), "{f}Role");
     }
 }
 

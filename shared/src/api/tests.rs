@@ -1,6 +1,6 @@
 //! The router offline: everything decided before the first AWS call
 //! (authentication, route sets, body limits, strict input) for both ways
-//! in, a local bearer token and API Gateway's request context. The flows
+//! in, a local bearer token and an API Gateway event. The flows
 //! that reach AWS are tested end to end in `tests/` against the emulator.
 
 use super::auth::{Authenticator, DevTokenSpec, TokenVerifier, VerifierSettings, mint_dev_token};
@@ -299,34 +299,30 @@ fn apigw_event(claims: Option<&str>, body: &str, authorization: Option<&str>) ->
 }
 
 #[tokio::test]
-async fn api_gateway_mode_trusts_the_authorizer_claims_and_nothing_else() {
-    let f = fixture(Authenticator::ApiGateway);
-    let claims = r#"{"sub": "alice", "groups": "[developers]", "amr": "[mfa]"}"#;
-    // Authenticated through the claims: the request gets as far as its body.
+async fn a_deployed_function_ignores_authorizer_claims_without_a_verified_token() {
+    let verifier = super::auth::OidcVerifier::new(&VerifierSettings {
+        issuer: Some("http://127.0.0.1:9".into()),
+        audience: Some("tollgate".into()),
+        ..VerifierSettings::default()
+    })
+    .unwrap();
+    let f = fixture(Authenticator::Oidc(Arc::new(verifier)));
+    let claims = r#"{"sub": "alice", "groups": "[sre]", "amr": "[mfa]"}"#;
+    // Claims alone, as a direct invoke can forge them: 401.
     let (status, body, _) = send(
         &f.state,
         RouteSet::Requests,
         apigw_event(Some(claims), "[]", None),
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("malformed_json"))
-    );
-    // No authorizer context: 401, even with a token that would verify locally.
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A development (HS256) token is refused before any key is fetched.
     let bearer = format!("Bearer {}", token());
     let (status, _, _) = send(
         &f.state,
         RouteSet::Requests,
-        apigw_event(None, "[]", Some(&bearer)),
+        apigw_event(Some(claims), "[]", Some(&bearer)),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = send(
-        &f.state,
-        RouteSet::Requests,
-        apigw_event(Some(r#"{"groups": "[sre]"}"#), "[]", None),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "claims without a subject");
 }

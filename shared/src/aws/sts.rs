@@ -24,8 +24,11 @@ pub const TAG_REQUEST: &str = "tollgate:request";
 pub const TAG_APPROVER: &str = "tollgate:approver";
 /// Tag carrying the ticket reference, when there is one.
 pub const TAG_TICKET: &str = "tollgate:ticket";
-/// Sid of the statement that ends the session policy at the window's end.
+/// Sid of the statement that denies everything after the window's end.
 pub const CUTOFF_SID: &str = "TollgateWindowEnd";
+/// Sid of the statement that allows the role's permissions until the
+/// window's end, when no narrowing was asked for.
+pub const WINDOW_SID: &str = "TollgateWindow";
 
 /// STS limits on session tags.
 const MAX_TAGS: usize = 50;
@@ -132,34 +135,32 @@ impl CredentialPlan {
     }
 }
 
-/// The session policy: the requested narrowing plus a `Deny *` once
-/// `aws:CurrentTime` passes the cut-off, or with no narrowing an `Allow *`
-/// while `aws:CurrentTime` is before it.
+/// The session policy: the requested narrowing (or, without one, an
+/// `Allow *` while `aws:CurrentTime` is before the cut-off), and always an
+/// explicit `Deny *` once `aws:CurrentTime` passes it.
 // INVARIANT: the session policy only narrows the role, and always ends at
-// the window's end, so credentials that STS's 900 s minimum lets outlive the
-// grant are useless past it.
+// the window's end with an explicit deny, so credentials that STS's 900 s
+// minimum lets outlive the grant are useless past it, and no allow (here or
+// in a resource policy naming the session) can outlast it.
 fn session_policy(narrowing: Option<&SessionPolicy>, cutoff: Timestamp) -> String {
     let at = cutoff.to_rfc3339();
-    let statements: Vec<Value> = match narrowing {
-        Some(p) => {
-            let mut st = p.statements().to_vec();
-            st.push(json!({
-                "Sid": CUTOFF_SID,
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"DateGreaterThan": {"aws:CurrentTime": at}},
-            }));
-            st
-        }
+    let mut statements: Vec<Value> = match narrowing {
+        Some(p) => p.statements().to_vec(),
         None => vec![json!({
-            "Sid": CUTOFF_SID,
+            "Sid": WINDOW_SID,
             "Effect": "Allow",
             "Action": "*",
             "Resource": "*",
             "Condition": {"DateLessThan": {"aws:CurrentTime": at}},
         })],
     };
+    statements.push(json!({
+        "Sid": CUTOFF_SID,
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": at}},
+    }));
     json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
@@ -415,7 +416,11 @@ mod tests {
         let req = request("auth0|alice:admin", 3600, None, true);
         let plan = CredentialPlan::new(&req, &role(3600), at(10)).unwrap();
         assert_eq!(plan.session_name.as_str(), format!("tollgate-{}", req.id));
-        assert_eq!(plan.source_identity, "auth0-alice-admin");
+        assert!(
+            plan.source_identity.starts_with("auth0-alice-admin="),
+            "{}",
+            plan.source_identity
+        );
         let tags: BTreeMap<_, _> = plan
             .tags
             .iter()
@@ -461,12 +466,33 @@ mod tests {
         let doc: Value = serde_json::from_str(&plan.policy).unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         let st = &doc["Statement"][0];
+        assert_eq!(st["Sid"], WINDOW_SID);
         assert_eq!(st["Effect"], "Allow");
         assert_eq!(st["Action"], "*");
         assert_eq!(
             st["Condition"]["DateLessThan"]["aws:CurrentTime"],
             at(3600).to_rfc3339()
         );
+    }
+
+    #[test]
+    fn session_policy_without_narrowing_also_denies_explicitly_after_the_window() {
+        let req = request("alice", 3600, None, false);
+        let plan = CredentialPlan::new(&req, &role(3600), at(0)).unwrap();
+        let doc: Value = serde_json::from_str(&plan.policy).unwrap();
+        let st = doc["Statement"].as_array().unwrap();
+        let deny: Vec<&Value> = st.iter().filter(|s| s["Effect"] == "Deny").collect();
+        assert_eq!(deny.len(), 1, "{}", plan.policy);
+        assert_eq!(deny[0]["Action"], "*");
+        assert_eq!(deny[0]["Resource"], "*");
+        assert_eq!(
+            deny[0]["Condition"]["DateGreaterThan"]["aws:CurrentTime"],
+            at(3600).to_rfc3339()
+        );
+        let sids: Vec<&str> = st.iter().filter_map(|s| s["Sid"].as_str()).collect();
+        let mut unique = sids.clone();
+        unique.dedup();
+        assert_eq!(sids, unique, "statement ids must be unique");
     }
 
     #[test]

@@ -237,7 +237,9 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
-    /// Every call the three clients sent.
+    /// KMS (the audit key).
+    pub kms: aws_sdk_kms::Client,
+    /// Every call the clients sent.
     pub calls: CallLog,
 }
 
@@ -261,8 +263,32 @@ impl Clients {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             calls,
         }
+    }
+
+    /// A signer with the emulator's audit key (`alias/tollgate-audit`,
+    /// created on first use, as `tollgate local provision` does).
+    pub async fn audit_signer(&self) -> Result<crate::aws::AuditSigner, crate::aws::AwsError> {
+        let arn = crate::aws::ensure_audit_key(&self.kms, crate::aws::DEFAULT_AUDIT_KEY).await?;
+        Ok(crate::aws::AuditSigner::new(self.kms.clone(), arn))
+    }
+
+    /// A store over `table` that signs with the emulator's audit key.
+    pub async fn store(
+        &self,
+        table: impl Into<String>,
+        retention_seconds: i64,
+    ) -> Result<crate::aws::Store, crate::aws::AwsError> {
+        Ok(
+            crate::aws::Store::new(self.dynamodb.clone(), table, retention_seconds)
+                .with_signer(self.audit_signer().await?),
+        )
     }
 }
 
@@ -462,4 +488,55 @@ pub fn new_request(
         approvals_required: approvals,
         pending_ttl_seconds: crate::domain::DEFAULT_PENDING_TTL_SECONDS,
     })
+}
+
+/// An audit key held in memory, signing exactly as KMS signs with
+/// `ECDSA_SHA_256` over a `RAW` message: for offline tests of verification
+/// (the CLI's report), never for the broker.
+pub struct LocalAuditKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl std::fmt::Debug for LocalAuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalAuditKey")
+    }
+}
+
+impl LocalAuditKey {
+    /// A fresh P-256 key pair.
+    pub fn generate() -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+            .map(|pair| Self { pair })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The public key as `SubjectPublicKeyInfo` DER, as KMS returns it.
+    pub fn public_der(&self) -> Result<Vec<u8>, String> {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::KeyPair;
+        self.pair
+            .public_key()
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `event` with this key's signature over its hash.
+    pub fn sign(&self, event: &crate::domain::Event) -> Result<crate::domain::Event, String> {
+        use base64::Engine as _;
+        let message = crate::audit::chain::signed_message(&event.hash)
+            .ok_or_else(|| "not an event hash".to_owned())?;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, &message).map_err(|e| e.to_string())?;
+        Ok(crate::domain::Event {
+            signature: Some(crate::domain::EventSignature {
+                key_id: "local".into(),
+                algorithm: crate::audit::chain::SIGNING_ALGORITHM.into(),
+                value: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+            }),
+            ..event.clone()
+        })
+    }
 }

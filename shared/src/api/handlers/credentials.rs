@@ -3,7 +3,7 @@
 //! credentials exist without their record; they are returned once and
 //! never stored or logged.
 
-use super::{authorize_view, is_requester, load, parse_id, transition};
+use super::{is_requester, load_visible, parse_id, transition};
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody};
 use crate::api::{ApiResult, AppState, Caller};
@@ -28,8 +28,7 @@ pub async fn credentials(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     JsonObject::parse(&body, &[])?;
-    let req = load(&state, id).await?;
-    let role = authorize_view(&state, &caller, &req, now).await?;
+    let (req, role) = load_visible(&state, &caller, id, now).await?;
     // INVARIANT: only the requester ever receives credentials for a grant.
     if !is_requester(&caller.identity, &req) {
         return Err(BrokerError::from(Refusal::NotRequester).into());

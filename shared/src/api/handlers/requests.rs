@@ -1,7 +1,7 @@
 //! The `requests` function: create (and dry-run), list, show and cancel.
 
 use super::{
-    authorize_view, decide_logged, explanation, is_requester, load, parse_id, permitting,
+    authorize_view, decide_logged, explanation, is_requester, load_visible, parse_id, permitting,
     policy_denied, request_json, request_with_events_json, review_json, role_json, text_field,
     transition,
 };
@@ -377,12 +377,11 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
-    let (req, events) = state
-        .store
-        .get_with_events(id)
-        .await?
-        .ok_or_else(|| super::not_found(&raw_id))?;
-    let role = authorize_view(&state, &caller, &req, now).await?;
+    let (found, events) = match state.store.get_with_events(id).await? {
+        Some((req, events)) => (Some(req), events),
+        None => (None, Vec::new()),
+    };
+    let (req, role) = authorize_view(&state, &caller, id, found, now).await?;
     let mut body = request_with_events_json(&req, &events, now);
     body["role"] = role_json(role.as_ref());
     body["review"] = review_json(&state, &caller, &req, role.as_ref(), now);
@@ -399,8 +398,7 @@ pub async fn cancel(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     JsonObject::parse(&body, &[])?;
-    let req = load(&state, id).await?;
-    authorize_view(&state, &caller, &req, now).await?;
+    let (req, _) = load_visible(&state, &caller, id, now).await?;
     let actor = caller.actor();
     let (next, _) = transition(&state, req, |current| {
         Ok(current.apply(Command::Cancel, &actor, now)?)
