@@ -274,6 +274,62 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 }
 
 #[tokio::test]
+async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_alarm() {
+    let c = clients().await;
+    let table = unique_name("mint-fail");
+    create_table(&c.dynamodb, &table).await.unwrap();
+    let store = Store::new(
+        c.dynamodb.clone(),
+        &table,
+        schema::DEFAULT_RETENTION_SECONDS,
+    );
+    let role = role(&c, &[]).await;
+    let (req, ev) = AccessRequest::create(
+        new_request(&role.arn, "alice", 3600, 1).unwrap(),
+        true,
+        vec![],
+        Timestamp::now(),
+    );
+    store.create(&req, &ev, None).await.unwrap();
+    // STS that cannot be reached (nothing listens on port 9), once.
+    let sdk = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
+    let dead_sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&sdk)
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let (log, lines) = AuditLog::capture();
+    let alice = Actor::User(UserId::parse("alice").unwrap());
+
+    let err = mint_credentials(
+        &store,
+        &Issuer::new(dead_sts),
+        &log,
+        &req,
+        &role,
+        &alice,
+        Timestamp::now(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    // The attempt is on record; the log says it failed; the alarm's metric
+    // counts it once.
+    let stored = store.get(req.id).await.unwrap().unwrap();
+    assert_eq!(stored.credentials_issued, 1);
+    let parsed = lines.json();
+    assert_eq!(parsed.len(), 3, "{parsed:?}");
+    assert_eq!(parsed[1]["type"], "credentials");
+    assert_eq!(parsed[1]["outcome"], "failed");
+    assert_eq!(parsed[2]["CredentialFailures"], 1);
+    assert_eq!(parsed[2]["Operation"], "credentials");
+    assert_eq!(
+        parsed[2]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        tollgate::audit::metrics::NAMESPACE
+    );
+}
+
+#[tokio::test]
 async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
     let c = clients().await;
     let role = role(&c, &[]).await;

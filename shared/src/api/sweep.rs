@@ -85,6 +85,7 @@ pub async fn sweep(state: &AppState, now: Timestamp) -> Result<SweepReport, Brok
             u64::from(report.expired + report.lapsed),
         );
     }
+    state.metrics.count(metrics::SWEEP_RUNS, "sweep", 1);
     Ok(report)
 }
 
