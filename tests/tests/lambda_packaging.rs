@@ -359,6 +359,8 @@ fn sam_build_refuses_binaries_of_the_other_architecture() {
 
 #[tokio::test]
 async fn a_release_is_checksummed_and_deploys_from_its_zips_without_a_toolchain() {
+    // Starting the emulator also sets up the virtualenv (cfn-lint, the AWS CLI).
+    let endpoint = Emulator::shared().unwrap().endpoint().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let target = marker_target(dir.path(), false);
     let cli = dir.path().join("tollgate");
@@ -392,6 +394,7 @@ async fn a_release_is_checksummed_and_deploys_from_its_zips_without_a_toolchain(
         .map(|l| l.split_once("  ").unwrap().1)
         .collect();
     let mut want = vec![
+        "oidc-token".to_owned(),
         "target-role.yaml".to_owned(),
         "template-arm64.yaml".to_owned(),
         "template-x86_64.yaml".to_owned(),
@@ -444,7 +447,6 @@ async fn a_release_is_checksummed_and_deploys_from_its_zips_without_a_toolchain(
         .arg(release.join("template-x86_64.yaml")));
 
     // What a team without Rust runs: the AWS CLI uploads each zip as it is.
-    let endpoint = Emulator::shared().unwrap().endpoint().to_owned();
     let aws = |args: &[&str]| {
         ok(Command::new(venv().join("bin/aws"))
             .args(args)
