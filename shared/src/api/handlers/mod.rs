@@ -38,6 +38,7 @@ pub mod health;
 pub mod requests;
 pub mod reviews;
 pub mod revocations;
+pub mod roles;
 
 use super::{AppState, Caller};
 use crate::BrokerError;
