@@ -749,6 +749,10 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
             var("TOLLGATE_CONTROL_EXTERNAL_ID").as_deref(),
             Some(DEPLOYMENT_ID)
         );
+        assert_eq!(
+            var("TOLLGATE_MANAGED_ROLE_PATH").as_deref(),
+            Some("/tollgate/")
+        );
         let control = match f {
             "RequestsFunction" | "ReviewsFunction" => "tollgate/TollgateControlReader",
             _ => "tollgate/TollgateControl",
@@ -824,6 +828,10 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_skips_the_authoriz
         ),
         (
             "POST /requests/{id}/cancel".to_owned(),
+            expect("RequestsFunction", "Jwt"),
+        ),
+        (
+            "POST /roles/check".to_owned(),
             expect("RequestsFunction", "Jwt"),
         ),
         (
@@ -1318,6 +1326,10 @@ async fn example_roles_carry_the_provisioned_tags_under_the_managed_path_of_thei
             );
             let example = EXAMPLE_ROLES.iter().find(|r| r.name == name).unwrap();
             assert_eq!(role.path(), example.path);
+            assert_eq!(
+                example.account, account,
+                "{name} lives where the local world has it"
+            );
             assert_eq!(role.max_session_duration(), Some(3600));
             let tags: BTreeMap<String, String> = iam
                 .list_role_tags()
