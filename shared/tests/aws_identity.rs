@@ -215,9 +215,8 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
     assert!(form["Policy"].len() <= 2048);
 }
 
-#[tokio::test]
-async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
-    let c = clients().await;
+/// A table of its own holding an auto-approved grant of a new role to alice.
+async fn stored_grant(c: &Clients) -> (Store, RoleInfo, AccessRequest) {
     let table = unique_name("mint");
     create_table(&c.dynamodb, &table).await.unwrap();
     let store = Store::new(
@@ -225,7 +224,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         &table,
         schema::DEFAULT_RETENTION_SECONDS,
     );
-    let role = role(&c, &[]).await;
+    let role = role(c, &[]).await;
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
         true,
@@ -233,6 +232,13 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         Timestamp::now(),
     );
     store.create(&req, &ev, None).await.unwrap();
+    (store, role, req)
+}
+
+#[tokio::test]
+async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
+    let c = clients().await;
+    let (store, role, req) = stored_grant(&c).await;
     let (log, lines) = AuditLog::capture();
     let issuer = Issuer::new(c.sts.clone());
     let alice = Actor::User(UserId::parse("alice").unwrap());
@@ -298,21 +304,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 #[tokio::test]
 async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_alarm() {
     let c = clients().await;
-    let table = unique_name("mint-fail");
-    create_table(&c.dynamodb, &table).await.unwrap();
-    let store = Store::new(
-        c.dynamodb.clone(),
-        &table,
-        schema::DEFAULT_RETENTION_SECONDS,
-    );
-    let role = role(&c, &[]).await;
-    let (req, ev) = AccessRequest::create(
-        new_request(&role.arn, "alice", 3600, 1).unwrap(),
-        true,
-        vec![],
-        Timestamp::now(),
-    );
-    store.create(&req, &ev, None).await.unwrap();
+    let (store, role, req) = stored_grant(&c).await;
     // STS that cannot be reached (nothing listens on port 9), once.
     let sdk = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
     let dead_sts = aws_sdk_sts::Client::from_conf(
