@@ -14,8 +14,8 @@ use tollgate::audit::AuditLog;
 use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
 use tollgate::aws::{
     CredentialPlan, EXAMPLE_ROLES, Issuer, LOCAL_BROKER_ACCOUNT, LOCAL_PRODUCTION_ACCOUNT,
-    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, create_role, create_table, mint_credentials,
-    provision, schema,
+    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, Store, create_role, create_table,
+    mint_credentials, provision, schema,
 };
 use tollgate::domain::{AccessRequest, Actor, Command, RoleArn, RoleInfo, Timestamp, UserId};
 
@@ -219,16 +219,15 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
     assert!(form["Policy"].len() <= 2048);
 }
 
-#[tokio::test]
-async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
-    let c = clients().await;
+/// A table of its own holding an auto-approved grant of a new role to alice.
+async fn stored_grant(c: &Clients) -> (Store, RoleInfo, AccessRequest) {
     let table = unique_name("mint");
     create_table(&c.dynamodb, &table).await.unwrap();
     let store = c
         .store(&table, schema::DEFAULT_RETENTION_SECONDS)
         .await
         .unwrap();
-    let role = role(&c, &[]).await;
+    let role = role(c, &[]).await;
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
         true,
@@ -236,6 +235,13 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         Timestamp::now(),
     );
     store.create(&req, &ev, None).await.unwrap();
+    (store, role, req)
+}
+
+#[tokio::test]
+async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
+    let c = clients().await;
+    let (store, role, req) = stored_grant(&c).await;
     let (log, lines) = AuditLog::capture();
     let issuer = Issuer::new(c.sts.clone());
     let alice = Actor::User(UserId::parse("alice").unwrap());
@@ -296,6 +302,48 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
     .unwrap_err();
     assert_eq!(err.code(), "not_requester");
     assert!(c.calls.take().is_empty());
+}
+
+#[tokio::test]
+async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_alarm() {
+    let c = clients().await;
+    let (store, role, req) = stored_grant(&c).await;
+    // STS that cannot be reached (nothing listens on port 9), once.
+    let sdk = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
+    let dead_sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&sdk)
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let (log, lines) = AuditLog::capture();
+    let alice = Actor::User(UserId::parse("alice").unwrap());
+
+    let err = mint_credentials(
+        &store,
+        &Issuer::new(dead_sts),
+        &log,
+        &req,
+        &role,
+        &alice,
+        Timestamp::now(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    // The attempt is on record; the log says it failed; the alarm's metric
+    // counts it once.
+    let stored = store.get(req.id).await.unwrap().unwrap();
+    assert_eq!(stored.credentials_issued, 1);
+    let parsed = lines.json();
+    assert_eq!(parsed.len(), 3, "{parsed:?}");
+    assert_eq!(parsed[1]["type"], "credentials");
+    assert_eq!(parsed[1]["outcome"], "failed");
+    assert_eq!(parsed[2]["CredentialFailures"], 1);
+    assert_eq!(parsed[2]["Operation"], "credentials");
+    assert_eq!(
+        parsed[2]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        tollgate::audit::metrics::NAMESPACE
+    );
 }
 
 #[tokio::test]

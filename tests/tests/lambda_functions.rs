@@ -352,7 +352,7 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     let now = Timestamp::now();
     let overdue = seed(&store, "ProductionOperator", false, now.plus(-2 * 86_400)).await;
     let ended = seed(&store, "StagingDeveloper", true, now.plus(-7200)).await;
-    let (rt, _expiry, init) = setup.start("expiry").await;
+    let (rt, expiry, init) = setup.start("expiry").await;
     init_times.insert("expiry", init);
     let report = rt
         .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
@@ -378,6 +378,9 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
         (Some(0), Some(0)),
         "{again}"
     );
+    // One SweepRuns datapoint per completed sweep: the alarm that says the
+    // sweep is not running treats a missing one as breaching.
+    assert_eq!(sweep_runs(&expiry.stdout()), 2);
 
     for name in FUNCTIONS {
         eprintln!("init time {name}: {:?}", init_times[name]);
@@ -476,7 +479,7 @@ async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
     let mut env = setup.env();
     // A table that does not exist: the sweep's first read fails.
     env.push(("TOLLGATE_TABLE".into(), unique_name("missing")));
-    let _process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    let process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
     match runtime
         .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
         .await
@@ -490,6 +493,20 @@ async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
         }
         Outcome::Response(r) => panic!("the sweep succeeded on a missing table: {r}"),
     }
+    assert_eq!(
+        sweep_runs(&process.stdout()),
+        0,
+        "a failed sweep is not a run"
+    );
+}
+
+/// How many SweepRuns EMF datapoints a function wrote to stdout.
+fn sweep_runs(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["SweepRuns"] == 1 && l["Operation"] == "sweep")
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]

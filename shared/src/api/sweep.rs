@@ -137,6 +137,7 @@ pub async fn sweep_with(
         }
     }
     finish(state, &run.report);
+    state.metrics.count(metrics::SWEEP_RUNS, "sweep", 1);
     Ok(run.report)
 }
 

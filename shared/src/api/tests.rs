@@ -7,7 +7,7 @@ use super::auth::{Authenticator, DevTokenSpec, TokenVerifier, VerifierSettings, 
 use super::clock::Clock;
 use super::settings::Settings;
 use super::{AppState, RouteSet, StateOptions, router};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Capture};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use axum::body::Body;
@@ -22,6 +22,8 @@ const SECRET: &str = "router-test-development-secret";
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     pub(crate) state: AppState,
+    /// Audit and metric lines.
+    lines: Capture,
 }
 
 /// A state with a development secret and no AWS behind it.
@@ -43,7 +45,7 @@ fn fixture(auth: Authenticator) -> Fixture {
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
         .build();
-    let (audit, _) = AuditLog::capture();
+    let (audit, lines) = AuditLog::capture();
     let state = AppState::build(
         &sdk,
         StateOptions {
@@ -59,7 +61,11 @@ fn fixture(auth: Authenticator) -> Fixture {
         },
     )
     .unwrap();
-    Fixture { _dir: dir, state }
+    Fixture {
+        _dir: dir,
+        state,
+        lines,
+    }
 }
 
 fn local() -> Authenticator {
@@ -325,4 +331,50 @@ async fn a_deployed_function_ignores_authorizer_claims_without_a_verified_token(
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The EMF values of `metric` written so far, as (operation, count).
+fn metric_counts(lines: &Capture, metric: &str) -> Vec<(String, u64)> {
+    lines
+        .json()
+        .iter()
+        .filter_map(|l| {
+            let count = l.get(metric)?.as_u64()?;
+            Some((l["Operation"].as_str()?.to_owned(), count))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_answer_of_500_or_more_counts_a_server_error_for_its_route_and_a_refusal_does_not() {
+    let f = fixture(local());
+    let t = token();
+    // Refused before any AWS call: an error, not a server error.
+    let (status, _, _) = send(
+        &f.state,
+        RouteSet::All,
+        request("GET", "/requests/not-an-id", Some(&t), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(metric_counts(&f.lines, "ServerErrors").is_empty());
+    assert_eq!(
+        metric_counts(&f.lines, "Errors"),
+        [("GET /requests/{id}".to_owned(), 1)]
+    );
+
+    // The store cannot be reached (the fixture's endpoint is closed): 503,
+    // counted for the alarm under its route, never under the request's id.
+    let id = crate::domain::RequestId::generate(Timestamp::now());
+    let (status, body, _) = send(
+        &f.state,
+        RouteSet::All,
+        request("GET", &format!("/requests/{id}"), Some(&t), ""),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(
+        metric_counts(&f.lines, "ServerErrors"),
+        [("GET /requests/{id}".to_owned(), 1)]
+    );
 }

@@ -6,7 +6,7 @@
 
 use super::{CredentialPlan, IssuedCredentials, Issuer, Store};
 use crate::BrokerError;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Metrics, metrics};
 use crate::domain::{AccessRequest, Actor, Command, RoleInfo, SessionName, Timestamp};
 
 /// Mints credentials for `req` (as last read) on behalf of `actor` at `now`,
@@ -69,6 +69,9 @@ pub async fn issue_recorded(
         Err(e) => {
             let err = BrokerError::from(e);
             log.credentials_failed(recorded, plan, err.code());
+            // Every front door mints through here, so the alarm's metric is
+            // counted here, on the log's own sink.
+            Metrics::new(log.sink()).count(metrics::CREDENTIAL_FAILURES, "credentials", 1);
             Err(err)
         }
     }
