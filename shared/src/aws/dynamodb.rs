@@ -426,6 +426,30 @@ impl Store {
         .await
     }
 
+    /// Requests with something due after `now`, soonest first: pending
+    /// requests by their deadline, active grants by their window end, and
+    /// revoked grants whose statement awaits pruning. Callers filter by
+    /// [`AccessRequest::effective_status`].
+    #[tracing::instrument(skip_all)]
+    pub async fn list_open(
+        &self,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.query_index(
+            IndexQuery {
+                index: GSI_OPEN_BY_DUE,
+                keys: [GSI3_PK, GSI3_SK],
+                condition: "#ipk = :ipk AND #isk >= :bound",
+                names: vec![("#ipk", GSI3_PK), ("#isk", GSI3_SK)],
+                values: vec![(":ipk", s(DUE)), (":bound", s(schema::due_bound(now)))],
+                forward: true,
+            },
+            page,
+        )
+        .await
+    }
+
     /// Housekeeping: drops a revoked request from the due index once its
     /// revocation statement is pruned. Conditional on `version`; not a
     /// transition (status and history are unchanged).
