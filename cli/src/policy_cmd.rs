@@ -26,9 +26,19 @@ pub struct ValidateArgs {
 
 /// Loads and strictly validates every `*.cedar` file in `args.dir`, writing
 /// either a summary and any warnings, or every problem as
-/// `file:line:col: message`. Returns 0 when valid, 1 otherwise.
+/// `file:line:col: message`. Returns 0 when valid, 1 otherwise (an empty
+/// set included: it would deny everything, which is never what was meant).
 pub fn validate(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
     match PolicyEngine::load_dir(&args.dir) {
+        Ok(engine) if engine.policy_count() == 0 => {
+            let _ = writeln!(
+                out,
+                "error: no policies in {} (no *.cedar file, or only empty ones): a broker \
+                 with this set would deny every request",
+                args.dir.display()
+            );
+            EXIT_INVALID
+        }
         Ok(engine) => {
             let _ = writeln!(
                 out,
@@ -81,7 +91,7 @@ pub struct ExplainArgs {
     /// request, auto_approve, approve, revoke or read
     #[arg(long, default_value = "request", value_parser = parse_action)]
     pub action: Action,
-    /// Grant length asked for: 90m, 2h, 1h30m or seconds
+    /// Grant length asked for, with a unit: 90m, 2h, 1h30m
     #[arg(long, default_value = "1h")]
     pub duration: String,
     /// The reason given
@@ -160,7 +170,9 @@ fn inputs(args: &ExplainArgs) -> Result<Inputs, String> {
         max_session_seconds: args.max_session,
         tags: role_tags(&args.role_tags)?,
     };
-    let duration = GrantDuration::parse(&args.duration, u32::MAX).map_err(|e| e.message)?;
+    let seconds =
+        crate::args::duration_with_unit("--duration", &args.duration).map_err(|e| e.message)?;
+    let duration = GrantDuration::new(seconds, u32::MAX).map_err(|e| e.message)?;
     let reason = Reason::parse(&args.reason).map_err(|e| e.message)?;
     let ticket = args
         .ticket

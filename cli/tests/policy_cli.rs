@@ -100,6 +100,18 @@ fn validate_of_a_missing_directory_fails() {
     );
 }
 
+#[test]
+fn validate_of_a_directory_without_policies_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tollgate(&["policy", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no policies in"), "{}", stdout(&o));
+    // Files with nothing but comments hold no policy either.
+    write(dir.path(), "empty.cedar", "// nothing here yet\n");
+    let o = tollgate(&["policy", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
 const DEVELOPER: &str = r#"{"sub": "alice", "groups": ["developers"], "tags": {"department": "platform"}, "mfa": false}"#;
 
 fn explain(dir: &Path, extra: &[&str]) -> Output {
@@ -206,6 +218,7 @@ fn explain_refuses_bad_input_with_exit_code_two() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, needle) in [
         (vec!["--duration", "soon"], "`soon`"),
+        (vec!["--duration", "90"], "`90` has no unit: write `90m`"),
         (vec!["--now", "yesterday"], "`yesterday`"),
         (vec!["--ticket", "has space"], "`has space`"),
         (vec!["--role-tag", "novalue"], "`novalue`"),
