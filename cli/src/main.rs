@@ -4,6 +4,7 @@
 mod args;
 mod cache;
 mod client;
+mod clock;
 mod commands;
 mod error;
 mod model;

@@ -10,7 +10,7 @@ use crate::output::human_seconds;
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use tollgate::domain::{RequestId, Status, Timestamp};
+use tollgate::domain::{RequestId, Status};
 
 /// First poll delay.
 const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -116,7 +116,7 @@ pub async fn wait_for_decision(
                 match client.get(id).await {
                     Ok(body) => {
                         let req = parse_request(&body)?;
-                        if req.effective_status(Timestamp::now()) != Status::Pending {
+                        if req.effective_status(crate::clock::now()) != Status::Pending {
                             break Ok(body);
                         }
                         progress.detail = format!(

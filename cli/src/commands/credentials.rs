@@ -44,7 +44,7 @@ pub async fn run(
         CredentialCache::from_env(&|k| (ctx.env)(k))
     };
     let caller = cache::caller_key(token.expose_secret());
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let client = Client::new(url.clone(), &token)?;
 
     if let Some(cache) = &cache {
@@ -159,7 +159,7 @@ pub async fn mint_and_print(
     opts: MintOptions,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let status = req.effective_status(now);
     let Some(window_end) = req.window_end.filter(|_| status == Status::Active) else {
         let hint = if status == Status::Pending {
@@ -317,7 +317,7 @@ fn print_noted(
 ) -> Result<(), CliError> {
     print(out, format, entry)?;
     if format == CredentialFormat::Env
-        && let Some(note) = expiry_note(entry, Timestamp::now())
+        && let Some(note) = expiry_note(entry, Timestamp::now(), crate::clock::now())
     {
         eprintln!("{note}");
     }
@@ -326,16 +326,19 @@ fn print_noted(
 
 /// Credentials that end more than a minute before their grant: AWS caps a
 /// role-chained session at one hour, so a longer grant needs fresh ones.
-pub fn expiry_note(entry: &CachedEntry, now: Timestamp) -> Option<String> {
-    let expires = entry.credentials.expiration;
-    (expires.plus(60) < entry.window_end).then(|| {
+/// Their expiration is on the system clock (`now`), the grant's end on the
+/// broker's (`broker_now`): the two differ under a development clock.
+pub fn expiry_note(entry: &CachedEntry, now: Timestamp, broker_now: Timestamp) -> Option<String> {
+    let left = entry.credentials.expiration.seconds_since(now);
+    let grant_left = entry.window_end.seconds_since(broker_now);
+    (left + 60 < grant_left).then(|| {
         format!(
-            "note: these credentials expire at {}, before your grant ends at {}: AWS \
-             limits role-chained sessions to 1 hour. Run `tollgate credentials {} --format \
-             env` again then, or use a credential_process profile (see `tollgate --help`), \
-             which the AWS CLI and SDKs refresh by themselves",
-            crate::output::when(expires, now),
-            crate::output::when(entry.window_end, now),
+            "note: these credentials expire in {}, before your grant ends in {}: AWS limits \
+             role-chained sessions to 1 hour. Run `tollgate credentials {} --format env` again \
+             then, or use a credential_process profile (see `tollgate --help`), which the AWS \
+             CLI and SDKs refresh by themselves",
+            crate::output::human_seconds(left),
+            crate::output::human_seconds(grant_left),
             entry.request_id
         )
     })
@@ -489,11 +492,10 @@ mod tests {
         let now = Timestamp::from_unix(1_795_000_000);
         // A 2h grant: STS gave one hour.
         let e = entry(1_795_003_600, 1_795_007_200);
-        let note = expiry_note(&e, now).unwrap();
+        let note = expiry_note(&e, now, now).unwrap();
         assert!(
             note.starts_with(
-                "note: these credentials expire at 2026-11-18 12:06:40 UTC (in 1h), before your \
-                 grant ends at 2026-11-18 13:06:40 UTC (in 2h)"
+                "note: these credentials expire in 1h, before your grant ends in 2h: AWS limits"
             ),
             "{note}"
         );
@@ -503,8 +505,20 @@ mod tests {
         )));
         assert!(note.contains("credential_process"));
         // Ending with the grant (within a minute): nothing to say.
-        assert_eq!(expiry_note(&entry(1_795_003_600, 1_795_003_650), now), None);
-        assert_eq!(expiry_note(&entry(1_795_003_600, 1_795_001_000), now), None);
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_003_650), now, now),
+            None
+        );
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_001_000), now, now),
+            None
+        );
+        // Under a development clock 10h ahead, a 1h grant is no longer than its credentials.
+        let ahead = now.plus(36_000);
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_039_600), now, ahead),
+            None
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub async fn request(
                 "request {} asks for the same and is already pending (asked {}); using it \
                  (--new asks again)",
                 req.id,
-                output::relative(req.created_at, Timestamp::now())
+                output::relative(req.created_at, crate::clock::now())
             );
             existing
         }
@@ -112,7 +112,7 @@ pub async fn request(
         }
     };
     let req = parse_request(&answer)?;
-    let now = Timestamp::now();
+    let now = crate::clock::now();
 
     let Some(timeout) = waiting else {
         match format {
@@ -179,7 +179,7 @@ async fn await_decision(
 ) -> Result<(), CliError> {
     let format = ctx.output();
     let req = parse_request(&answer)?;
-    let answer = if req.effective_status(Timestamp::now()) == Status::Pending {
+    let answer = if req.effective_status(crate::clock::now()) == Status::Pending {
         if format == OutputFormat::Table {
             eprintln!(
                 "request {} is pending: {}",
@@ -192,7 +192,7 @@ async fn await_decision(
         answer
     };
     let req = parse_request(&answer)?;
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     check_decided_active(&req, now)?;
     if let Some(opts) = credentials {
         return super::credentials::mint_and_print(ctx, client, token, &req, opts, out).await;
@@ -217,7 +217,7 @@ async fn same_pending(client: &Client, body: &Value) -> Result<Option<Value>, Cl
                 .map_or(Value::Null, |p| serde_json::to_value(p).unwrap_or_default())
                 == body["session_policy"]
     };
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     for item in listing.items {
         let r = parse_request(&item)?;
         if r.effective_status(now) == Status::Pending && wanted(&r) {
@@ -269,7 +269,7 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
     match format {
         OutputFormat::Json => write_json(out, &Value::Array(listing.items.clone()))?,
         OutputFormat::Table => {
-            let now = Timestamp::now();
+            let now = crate::clock::now();
             let reqs = listing
                 .items
                 .iter()
@@ -300,7 +300,7 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
     if listing.awaiting_mfa > 0 {
         let n = listing.awaiting_mfa;
         eprintln!(
-            "{n} more pending request{s} need{v} an approver signed in with multi-factor \
+            "{n} pending request{s} need{v} an approver signed in with multi-factor \
              authentication: sign in again with MFA to review {them}",
             s = if n == 1 { "" } else { "s" },
             v = if n == 1 { "s" } else { "" },
@@ -689,7 +689,7 @@ pub async fn show(ctx: &mut Ctx<'_>, args: &IdArg, out: &mut dyn Write) -> Resul
         return Ok(write_json(out, &body)?);
     }
     let req = parse_request(&body)?;
-    write_request(out, &req, Timestamp::now())?;
+    write_request(out, &req, crate::clock::now())?;
     if let Ok(events) = parse_events(&body)
         && !events.is_empty()
     {
@@ -713,7 +713,7 @@ pub async fn approve(
     let format = ctx.output();
     let (client, _) = ctx.client().await?;
     let req = parse_request(&client.get(args.id).await?)?;
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let status = req.effective_status(now);
     if status != Status::Pending {
         return Err(CliError::new(
@@ -761,7 +761,7 @@ pub async fn approve(
     match format {
         OutputFormat::Json => write_json(out, &result)?,
         OutputFormat::Table => {
-            let now = Timestamp::now();
+            let now = crate::clock::now();
             match after.effective_status(now) {
                 Status::Active => writeln!(
                     out,
@@ -783,7 +783,7 @@ pub async fn approve(
     if reviewed.is_none() && args.yes {
         let mut err = std::io::stderr().lock();
         writeln!(err, "You approved, without --digest:")?;
-        write_approval_summary(&mut err, &req)?;
+        write_approval_summary(&mut err, &after)?;
     }
     Ok(())
 }
@@ -901,7 +901,7 @@ async fn act(
                 out,
                 "request {}: {}",
                 req.id,
-                clean(&status_line(&req, Timestamp::now()))
+                clean(&status_line(&req, crate::clock::now()))
             )?;
         }
     }
