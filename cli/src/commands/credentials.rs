@@ -487,6 +487,21 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_broker_name_that_does_not_resolve_is_an_outage_and_serves_the_cache() {
+        let client = Client::new(
+            reqwest::Url::parse("https://tollgate.invalid/").unwrap(),
+            &SecretString::from("t"),
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        let e = entry(now.plus(3600).unix(), now.plus(7200).unix());
+        assert!(matches!(
+            confirm_cached(&client, &e, now).await,
+            Cached::Serve
+        ));
+    }
+
     #[test]
     fn env_users_are_told_when_credentials_end_before_the_grant() {
         let now = Timestamp::from_unix(1_795_000_000);
