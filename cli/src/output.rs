@@ -169,6 +169,14 @@ pub fn write_field_lines(out: &mut dyn Write, fields: &[(&str, Vec<String>)]) ->
     Ok(())
 }
 
+/// Writes `text` line by line, each line cleaned (see [`clean`]).
+pub fn write_clean_lines(out: &mut dyn Write, text: &str) -> io::Result<()> {
+    for line in text.lines() {
+        writeln!(out, "{}", clean(line))?;
+    }
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON followed by a newline. Control and
 /// invisible characters inside strings are written as `\uXXXX` escapes
 /// (the same JSON, read back), so nothing reaches a terminal raw.

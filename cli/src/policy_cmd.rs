@@ -2,6 +2,7 @@
 //! directory against the schema; `tollgate explain` shows what the policies
 //! decide for a hypothetical request, without a broker or AWS.
 
+use crate::output::write_clean_lines;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,12 +51,12 @@ pub fn validate(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
                 args.dir.display()
             );
             for warning in engine.warnings() {
-                let _ = writeln!(out, "warning: {warning}");
+                let _ = write_clean_lines(out, &format!("warning: {warning}"));
             }
             EXIT_OK
         }
         Err(e) => {
-            let _ = writeln!(out, "error: {e}");
+            let _ = write_clean_lines(out, &format!("error: {e}"));
             EXIT_INVALID
         }
     }
@@ -204,7 +205,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> i32 {
     let inputs = match inputs(args) {
         Ok(i) => i,
         Err(e) => {
-            let _ = writeln!(out, "error: {e}");
+            let _ = write_clean_lines(out, &format!("error: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -223,11 +224,11 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> i32 {
         },
     };
     let decision = inputs.engine.decide(&query);
+    // Policy files and claims files are input from others: printed cleaned.
     if args.json {
-        let text = serde_json::to_string_pretty(&decision.to_json()).unwrap_or_default();
-        let _ = writeln!(out, "{text}");
+        let _ = crate::output::write_json(out, &decision.to_json());
     } else {
-        let _ = write!(out, "{}", decision.explain());
+        let _ = write_clean_lines(out, &decision.explain());
     }
     if decision.allowed {
         EXIT_OK

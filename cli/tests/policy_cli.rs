@@ -214,6 +214,35 @@ fn explain_approve_uses_the_requester_file() {
 }
 
 #[test]
+fn explain_shows_invisible_characters_in_policy_text_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    write(
+        &policies,
+        "p.cedar",
+        "@id(\"looks-fine\")\n@description(\"allow \u{202e}lla\u{200b} production\")\npermit (principal, action, resource);\n",
+    );
+    let identity = write(dir.path(), "alice.json", DEVELOPER);
+    let o = tollgate(&[
+        "explain",
+        "--policies",
+        policies.to_str().unwrap(),
+        "--identity",
+        &identity,
+        "--role-arn",
+        "arn:aws:iam::222222222222:role/prod-admin",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("looks-fine: allow \\u{202e}lla\\u{200b} production"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{200b}'));
+}
+
+#[test]
 fn explain_refuses_bad_input_with_exit_code_two() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, needle) in [
