@@ -95,6 +95,9 @@ pub enum Command {
     /// Check the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Roles: whether existing roles can be brokered
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Run the broker on this machine (against AWS_ENDPOINT_URL or AWS)
     Serve(ServeArgs),
     /// Local development helpers for the emulator
@@ -328,6 +331,23 @@ pub enum PolicyCommand {
 pub enum AuditCommand {
     /// Verify a request's hash-chained audit trail (exit 1 naming the first bad event)
     Verify(AuditVerifyArgs),
+}
+
+/// `tollgate roles ...`.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Ask the broker whether roles can be brokered, and what to fix if not
+    /// (account, path, `tollgate:managed` tag, trust policy, Tollgate tags);
+    /// exits 1 when any cannot
+    Check(RolesCheckArgs),
+}
+
+/// `tollgate roles check`.
+#[derive(Debug, Args)]
+pub struct RolesCheckArgs {
+    /// Role ARNs (up to 20)
+    #[arg(value_parser = parse_role, value_name = "ARN", required = true, num_args = 1..=20)]
+    pub roles: Vec<RoleArn>,
 }
 
 /// `tollgate audit verify`.

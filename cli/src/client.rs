@@ -232,6 +232,12 @@ impl Client {
         .await
     }
 
+    /// `POST /roles/check`.
+    pub async fn check_roles(&self, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::POST, &["roles", "check"], &[], Some(body), None)
+            .await
+    }
+
     /// `POST /requests/{id}/credentials`.
     pub async fn credentials(&self, id: RequestId) -> Result<IssuedCredentials, CliError> {
         let id = id.to_string();

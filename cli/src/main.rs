@@ -13,7 +13,7 @@ mod policy_cmd;
 mod settings;
 mod wait;
 
-use args::{AuditCommand, Cli, Command, DevCommand, LocalCommand, PolicyCommand};
+use args::{AuditCommand, Cli, Command, DevCommand, LocalCommand, PolicyCommand, RolesCommand};
 use clap::{CommandFactory, Parser};
 use commands::Ctx;
 use error::{BROKEN_PIPE, CliError, Exit, REPORTED};
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
-    use commands::{audit, credentials, dev, local, requests, serve};
+    use commands::{audit, credentials, dev, local, requests, roles, serve};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
         Command::Wait(a) => requests::wait(ctx, a, out).await,
@@ -80,6 +80,7 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             code => Err(CliError::reported(Exit::from_code(code))),
         },
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
+        Command::Roles(RolesCommand::Check(a)) => roles::check(ctx, a, out).await,
         Command::Serve(a) => serve::serve(a).await,
         Command::Local(LocalCommand::Provision(a)) => {
             let format = ctx.output();

@@ -17,9 +17,9 @@ use tollgate::aws::testing::{Emulator, repo_root, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 const SECRET: &str = "cli-live-test-secret-0123456789abcdef";
-const STAGING: &str = "arn:aws:iam::123456789012:role/tollgate/StagingDeveloper";
-const PRODUCTION: &str = "arn:aws:iam::123456789012:role/tollgate/ProductionOperator";
-const DATA: &str = "arn:aws:iam::123456789012:role/tollgate/DataAnalyst";
+const STAGING: &str = "arn:aws:iam::111122223333:role/tollgate/StagingDeveloper";
+const PRODUCTION: &str = "arn:aws:iam::444455556666:role/tollgate/ProductionOperator";
+const DATA: &str = "arn:aws:iam::444455556666:role/tollgate/DataAnalyst";
 
 /// A running `tollgate serve` on its own table, with a private home
 /// directory (config, cache) for the CLI processes of one test.
@@ -84,7 +84,8 @@ impl Broker {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TOLLGATE_DEV_SECRET", SECRET)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(tollgate::aws::local_environment());
         aws_env(&mut serve, &endpoint);
         let server = serve
             .args([
@@ -329,7 +330,7 @@ fn a_staging_grant_works_through_credential_process_for_the_aws_cli_and_boto3() 
         "staging requests are auto-approved"
     );
     let id = req["id"].as_str().unwrap().to_owned();
-    let want_arn = format!("arn:aws:sts::123456789012:assumed-role/StagingDeveloper/tollgate-{id}");
+    let want_arn = format!("arn:aws:sts::111122223333:assumed-role/StagingDeveloper/tollgate-{id}");
 
     let config = write_aws_config(&b, STAGING);
     let r = ran(aws_client(&b, &alice, &venv_bin("aws"), &config)
@@ -827,7 +828,7 @@ fn refusals_exit_with_distinct_codes_and_print_the_servers_message() {
         &[
             "request",
             "--role",
-            "arn:aws:iam::123456789012:role/tollgate/NoSuchRole",
+            "arn:aws:iam::444455556666:role/tollgate/NoSuchRole",
             "-d",
             "1h",
             "-r",
@@ -838,7 +839,7 @@ fn refusals_exit_with_distinct_codes_and_print_the_servers_message() {
     assert!(r.err.contains("(unknown_role)"), "{}", r.err);
 
     // Limits are named with what sets them.
-    let break_glass = "arn:aws:iam::123456789012:role/tollgate/ProductionBreakGlass";
+    let break_glass = "arn:aws:iam::444455556666:role/tollgate/ProductionBreakGlass";
     let r = run(
         &mut b.cli(&olga),
         &[

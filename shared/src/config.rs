@@ -4,6 +4,11 @@
 use crate::domain::{DEFAULT_MAX_DURATION_SECONDS, DEFAULT_PENDING_TTL_SECONDS};
 use std::path::PathBuf;
 
+/// The control role every target account holds, as path/name.
+pub const DEFAULT_CONTROL_ROLE: &str = "tollgate/TollgateControl";
+/// The IAM path of brokered roles.
+pub const DEFAULT_MANAGED_ROLE_PATH: &str = "/tollgate/";
+
 /// Broker settings shared by every function and the local server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -24,6 +29,23 @@ pub struct Config {
     /// `TOLLGATE_TAG_CLAIMS`: comma-separated claims exposed to policies as user tags
     /// (default `department,clearance,location`).
     pub tag_claims: Vec<String>,
+    /// `TOLLGATE_TARGET_ACCOUNTS`: comma-separated 12-digit ids of the accounts
+    /// whose roles may be requested (sorted, without duplicates).
+    pub target_accounts: Vec<String>,
+    /// `TOLLGATE_ALLOW_BROKER_ACCOUNT`: whether roles in the broker's own
+    /// account may be requested (default false; unsafe, see README).
+    pub allow_broker_account: bool,
+    /// `TOLLGATE_BROKER_ACCOUNT`: the broker's own account id; when unset it is
+    /// asked of STS (`GetCallerIdentity`) once at start.
+    pub broker_account: Option<String>,
+    /// `TOLLGATE_CONTROL_ROLE`: path and name of the control role in every
+    /// target account (default `tollgate/TollgateControl`).
+    pub control_role: String,
+    /// `TOLLGATE_CONTROL_EXTERNAL_ID`: the ExternalId sent when assuming it.
+    pub control_external_id: Option<String>,
+    /// `TOLLGATE_MANAGED_ROLE_PATH`: the IAM path brokered roles live under
+    /// (default `/tollgate/`; the IaC scopes every permission to it).
+    pub managed_role_path: String,
 }
 
 impl Default for Config {
@@ -37,6 +59,12 @@ impl Default for Config {
             role_cache_seconds: 60,
             groups_claim: "groups".into(),
             tag_claims: vec!["department".into(), "clearance".into(), "location".into()],
+            target_accounts: Vec::new(),
+            allow_broker_account: false,
+            broker_account: None,
+            control_role: DEFAULT_CONTROL_ROLE.into(),
+            control_external_id: None,
+            managed_role_path: DEFAULT_MANAGED_ROLE_PATH.into(),
         }
     }
 }
@@ -98,12 +126,112 @@ impl Config {
                     .map(String::from)
                     .collect()
             }),
+            target_accounts: match get("TOLLGATE_TARGET_ACCOUNTS") {
+                None => d.target_accounts,
+                Some(v) => account_list("TOLLGATE_TARGET_ACCOUNTS", &v)?,
+            },
+            allow_broker_account: match get("TOLLGATE_ALLOW_BROKER_ACCOUNT").as_deref() {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "TOLLGATE_ALLOW_BROKER_ACCOUNT",
+                        message: format!("`{other}` is not `true` or `false`"),
+                    });
+                }
+            },
+            broker_account: match get("TOLLGATE_BROKER_ACCOUNT").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(v) => Some(account_id("TOLLGATE_BROKER_ACCOUNT", v.trim())?),
+            },
+            control_role: match get("TOLLGATE_CONTROL_ROLE").filter(|v| !v.trim().is_empty()) {
+                None => d.control_role,
+                Some(v) => control_role(v.trim())?,
+            },
+            control_external_id: match get("TOLLGATE_CONTROL_EXTERNAL_ID").filter(|v| !v.is_empty())
+            {
+                None => None,
+                Some(v) => Some(external_id(&v)?),
+            },
+            managed_role_path: match get("TOLLGATE_MANAGED_ROLE_PATH")
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => d.managed_role_path,
+                Some(v) => role_path(v.trim())?,
+            },
         })
     }
 
     /// Retention in seconds, for `ttl` attributes.
     pub fn retention_seconds(&self) -> i64 {
         i64::from(self.retention_days) * 86_400
+    }
+}
+
+/// A 12-digit AWS account id.
+fn account_id(name: &'static str, v: &str) -> Result<String, ConfigError> {
+    if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError {
+            name,
+            message: format!("`{v}` is not a 12-digit account id"),
+        })
+    }
+}
+
+/// Comma-separated account ids, sorted and without duplicates.
+fn account_list(name: &'static str, v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut ids = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| account_id(name, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// `path/name` or `name` of an IAM role: IAM's name characters, no wildcards.
+fn control_role(v: &str) -> Result<String, ConfigError> {
+    let probe = format!(
+        "arn:aws:iam::000000000000:role/{}",
+        v.trim_start_matches('/')
+    );
+    crate::domain::RoleArn::parse(&probe)
+        .map(|_| v.trim_start_matches('/').to_owned())
+        .map_err(|_| ConfigError {
+            name: "TOLLGATE_CONTROL_ROLE",
+            message: format!("`{v}` is not a role path and name like `tollgate/TollgateControl`"),
+        })
+}
+
+/// An IAM path: `/` or `/segment/.../`.
+fn role_path(v: &str) -> Result<String, ConfigError> {
+    let probe = format!("arn:aws:iam::000000000000:role{v}Probe");
+    if v.starts_with('/') && v.ends_with('/') && crate::domain::RoleArn::parse(&probe).is_ok() {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError {
+            name: "TOLLGATE_MANAGED_ROLE_PATH",
+            message: format!("`{v}` is not an IAM path like `/tollgate/`"),
+        })
+    }
+}
+
+/// STS's ExternalId rules: 2-1224 characters of `[\w+=,.@:/-]`.
+fn external_id(v: &str) -> Result<String, ConfigError> {
+    let ok = (2..=1224).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError {
+            name: "TOLLGATE_CONTROL_EXTERNAL_ID",
+            message: "must be 2 to 1224 characters of A-Z a-z 0-9 _+=,.@:/-".into(),
+        })
     }
 }
 
@@ -127,5 +255,44 @@ mod tests {
         let env = HashMap::from([("TOLLGATE_MAX_DURATION", "12h")]);
         let err = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap_err();
         assert_eq!(err.name, "TOLLGATE_MAX_DURATION");
+    }
+
+    #[test]
+    fn account_settings_are_parsed_strictly() {
+        let parse = |pairs: &[(&str, &str)]| {
+            let env: HashMap<&str, &str> = pairs.iter().copied().collect();
+            Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+        };
+        let c = parse(&[
+            (
+                "TOLLGATE_TARGET_ACCOUNTS",
+                " 444455556666,111122223333,444455556666 ",
+            ),
+            ("TOLLGATE_ALLOW_BROKER_ACCOUNT", "true"),
+            ("TOLLGATE_BROKER_ACCOUNT", "123456789012"),
+            ("TOLLGATE_CONTROL_ROLE", "/ops/Control"),
+            ("TOLLGATE_CONTROL_EXTERNAL_ID", "tollgate-prod:1"),
+        ])
+        .unwrap();
+        assert_eq!(c.target_accounts, vec!["111122223333", "444455556666"]);
+        assert!(c.allow_broker_account);
+        assert_eq!(c.broker_account.as_deref(), Some("123456789012"));
+        assert_eq!(c.control_role, "ops/Control");
+        assert_eq!(c.control_external_id.as_deref(), Some("tollgate-prod:1"));
+        let d = parse(&[]).unwrap();
+        assert!(d.target_accounts.is_empty() && !d.allow_broker_account);
+        assert_eq!(d.control_role, "tollgate/TollgateControl");
+        assert_eq!(d.managed_role_path, "/tollgate/");
+        for (name, bad) in [
+            ("TOLLGATE_TARGET_ACCOUNTS", "1234"),
+            ("TOLLGATE_TARGET_ACCOUNTS", "111122223333,abc"),
+            ("TOLLGATE_ALLOW_BROKER_ACCOUNT", "yes"),
+            ("TOLLGATE_BROKER_ACCOUNT", "12345678901x"),
+            ("TOLLGATE_CONTROL_ROLE", "ops/*"),
+            ("TOLLGATE_CONTROL_EXTERNAL_ID", "a b"),
+            ("TOLLGATE_MANAGED_ROLE_PATH", "tollgate"),
+        ] {
+            assert_eq!(parse(&[(name, bad)]).unwrap_err().name, name, "{bad}");
+        }
     }
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 use tollgate::audit::AuditLog;
 use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
 use tollgate::aws::{
-    CredentialPlan, EXAMPLE_ROLES, FALLBACK_SID_PREFIX, Issuer, POLICY_NAME, RevocationOutcome,
-    Revoker, RoleDirectory, Store, create_role, create_table, mint_credentials, provision, schema,
+    CredentialPlan, EXAMPLE_ROLES, FALLBACK_SID_PREFIX, Issuer, LOCAL_BROKER_ACCOUNT,
+    LOCAL_PRODUCTION_ACCOUNT, LOCAL_STAGING_ACCOUNT, POLICY_NAME, RevocationOutcome, Revoker,
+    RoleDirectory, Store, create_role, create_table, mint_credentials, provision, schema,
 };
 use tollgate::domain::{
     AccessRequest, Actor, Command, RequestId, RoleArn, RoleInfo, Timestamp, UserId,
@@ -24,11 +25,23 @@ async fn clients() -> Clients {
     Emulator::shared().unwrap().clients().await
 }
 
+/// An IAM client in the local production account, where these tests make
+/// their roles.
+async fn prod_iam(c: &Clients) -> aws_sdk_iam::Client {
+    c.iam_in(LOCAL_PRODUCTION_ACCOUNT).await.unwrap()
+}
+
 async fn role(c: &Clients, tags: &[(&str, &str)]) -> RoleInfo {
-    let arn = create_role(&c.iam, "/tollgate/", &unique_name("Role"), 3600, tags)
-        .await
-        .unwrap();
-    let info = RoleDirectory::new(c.iam.clone(), Duration::ZERO)
+    let arn = create_role(
+        &prod_iam(c).await,
+        "/tollgate/",
+        &unique_name("Role"),
+        3600,
+        tags,
+    )
+    .await
+    .unwrap();
+    let info = RoleDirectory::new(c.accounts(), Duration::ZERO)
         .describe(&arn)
         .await
         .unwrap()
@@ -50,7 +63,7 @@ fn statements(doc: &Value) -> Vec<Value> {
 async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     let c = clients().await;
     let arn = create_role(
-        &c.iam,
+        &prod_iam(&c).await,
         "/tollgate/",
         &unique_name("Cached"),
         7200,
@@ -58,10 +71,11 @@ async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     )
     .await
     .unwrap();
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let dir = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
     c.calls.clear();
     let info = dir.describe(&arn).await.unwrap().unwrap();
-    assert_eq!(c.calls.take(), ["GetRole"]);
+    // The first call into the account assumes its control role.
+    assert_eq!(c.calls.take(), ["AssumeRole", "GetRole"]);
     assert_eq!(info.arn, arn);
     assert!(info.role_id.starts_with("AROA"), "{}", info.role_id);
     assert_eq!(info.max_session_seconds, 7200);
@@ -74,31 +88,39 @@ async fn role_descriptions_come_from_one_get_role_and_are_cached() {
     dir.describe(&arn).await.unwrap();
     assert_eq!(c.calls.take(), ["GetRole"]);
 
-    let uncached = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    let uncached = RoleDirectory::new(dir.accounts().clone(), Duration::ZERO);
     uncached.describe(&arn).await.unwrap();
     uncached.describe(&arn).await.unwrap();
-    assert_eq!(c.calls.take().len(), 2);
+    assert_eq!(c.calls.take(), ["GetRole", "GetRole"]);
+    assert_eq!(dir.accounts().assume_role_calls(), 1);
 }
 
 #[tokio::test]
 async fn unknown_roles_and_arns_for_another_account_or_path_are_none() {
     let c = clients().await;
     let name = unique_name("Known");
-    create_role(&c.iam, "/tollgate/", &name, 3600, &[])
+    create_role(&prod_iam(&c).await, "/tollgate/", &name, 3600, &[])
         .await
         .unwrap();
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let dir = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
     for arn in [
         format!(
-            "arn:aws:iam::123456789012:role/tollgate/{}",
+            "arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/tollgate/{}",
             unique_name("Absent")
         ),
-        format!("arn:aws:iam::210987654321:role/tollgate/{name}"),
-        format!("arn:aws:iam::123456789012:role/other/{name}"),
+        format!("arn:aws:iam::{LOCAL_STAGING_ACCOUNT}:role/tollgate/{name}"),
+        format!("arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/other/{name}"),
     ] {
         let arn = RoleArn::parse(&arn).unwrap();
         assert_eq!(dir.describe(&arn).await.unwrap(), None, "{arn}");
     }
+    // Accounts that are not brokered are unknown without any AWS call.
+    c.calls.clear();
+    for account in ["210987654321", LOCAL_BROKER_ACCOUNT] {
+        let arn = RoleArn::parse(&format!("arn:aws:iam::{account}:role/tollgate/{name}")).unwrap();
+        assert_eq!(dir.describe(&arn).await.unwrap(), None, "{arn}");
+    }
+    assert!(c.calls.take().is_empty());
 }
 
 #[tokio::test]
@@ -136,7 +158,7 @@ async fn issued_credentials_work_and_carry_the_session_name() {
         arn.ends_with(&format!("{}/tollgate-{}", role.arn.name(), req.id)),
         "{arn}"
     );
-    assert_eq!(me.account(), Some("123456789012"));
+    assert_eq!(me.account(), Some(LOCAL_PRODUCTION_ACCOUNT));
 }
 
 #[tokio::test]
@@ -277,7 +299,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
     let c = clients().await;
     let role = role(&c, &[]).await;
-    let revoker = Revoker::new(c.iam.clone());
+    let revoker = Revoker::new(c.accounts());
     let now = Timestamp::now();
     let a = RequestId::generate(now);
     let b = RequestId::generate(now.plus(1));
@@ -289,17 +311,14 @@ async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
     assert_eq!(
         c.calls.take(),
         [
+            "AssumeRole",
             "ListRolePolicies",
             "GetRolePolicy",
             "PutRolePolicy",
             "GetRolePolicy"
         ]
     );
-    let doc = revoker
-        .policy_document(role.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
     let st = statements(&doc);
     assert_eq!(st.len(), 1);
     assert_eq!(st[0]["Effect"], "Deny");
@@ -324,11 +343,7 @@ async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
     // Revoking again is idempotent; a later window end extends the statement.
     revoker.revoke(&role, a, now.plus(3600), now).await.unwrap();
     revoker.revoke(&role, b, now.plus(200), now).await.unwrap();
-    let doc = revoker
-        .policy_document(role.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
     let sids: Vec<String> = statements(&doc)
         .iter()
         .map(|s| s["Sid"].as_str().unwrap().to_owned())
@@ -337,46 +352,21 @@ async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
     assert!(sids.contains(&format!("Revoke{b}Until{}", now.plus(200).unix())));
 
     c.calls.clear();
-    assert_eq!(
-        revoker.prune(role.arn.name(), now.plus(300)).await.unwrap(),
-        1
-    );
+    assert_eq!(revoker.prune(&role.arn, now.plus(300)).await.unwrap(), 1);
     assert_eq!(c.calls.take(), ["GetRolePolicy", "PutRolePolicy"]);
-    let doc = revoker
-        .policy_document(role.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
     assert_eq!(statements(&doc).len(), 1);
-    assert_eq!(
-        revoker.prune(role.arn.name(), now.plus(300)).await.unwrap(),
-        0
-    );
-    assert_eq!(
-        revoker
-            .prune(role.arn.name(), now.plus(4000))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        revoker.policy_document(role.arn.name()).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        revoker
-            .prune(role.arn.name(), now.plus(4000))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(revoker.prune(&role.arn, now.plus(300)).await.unwrap(), 0);
+    assert_eq!(revoker.prune(&role.arn, now.plus(4000)).await.unwrap(), 1);
+    assert_eq!(revoker.policy_document(&role.arn).await.unwrap(), None);
+    assert_eq!(revoker.prune(&role.arn, now.plus(4000)).await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() {
     let c = clients().await;
     let role = role(&c, &[]).await;
-    let revoker = Revoker::new(c.iam.clone()).with_budget(700);
+    let revoker = Revoker::new(c.accounts()).with_budget(700);
     let now = Timestamp::now();
     let mut outcomes = Vec::new();
     let mut latest = now;
@@ -402,11 +392,7 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
         Some(&RevocationOutcome::AllSessions),
         "{outcomes:?}"
     );
-    let doc = revoker
-        .policy_document(role.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
     let st = statements(&doc);
     assert_eq!(st.len(), 1);
     assert_eq!(
@@ -423,24 +409,11 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
         .revoke(&role, RequestId::generate(now), now.plus(10), now)
         .await
         .unwrap();
-    let again = revoker
-        .policy_document(role.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    let again = revoker.policy_document(&role.arn).await.unwrap().unwrap();
     assert_eq!(again, doc);
     // Once the latest window has passed, pruning removes it.
-    assert_eq!(
-        revoker
-            .prune(role.arn.name(), latest.plus(1))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        revoker.policy_document(role.arn.name()).await.unwrap(),
-        None
-    );
+    assert_eq!(revoker.prune(&role.arn, latest.plus(1)).await.unwrap(), 1);
+    assert_eq!(revoker.policy_document(&role.arn).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -448,8 +421,8 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     let c = clients().await;
     let crowded = role(&c, &[]).await;
     let other = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Team", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-bucket/*"}]}).to_string();
-    c.iam
-        .put_role_policy()
+    let iam = prod_iam(&c).await;
+    iam.put_role_policy()
         .role_name(crowded.arn.name())
         .policy_name("TeamAccess")
         .policy_document(&other)
@@ -462,18 +435,18 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     // Measure one revocation on an empty role, then give the crowded role a
     // budget that fits it alone but not beside the other policy.
     let empty = role(&c, &[]).await;
-    Revoker::new(c.iam.clone())
+    Revoker::new(c.accounts())
         .revoke(&empty, id, now.plus(600), now)
         .await
         .unwrap();
-    let single = Revoker::new(c.iam.clone())
-        .policy_document(empty.arn.name())
+    let single = Revoker::new(c.accounts())
+        .policy_document(&empty.arn)
         .await
         .unwrap()
         .unwrap()
         .to_string()
         .len();
-    let revoker = Revoker::new(c.iam.clone()).with_budget(single + other.len() - 1);
+    let revoker = Revoker::new(c.accounts()).with_budget(single + other.len() - 1);
     assert_eq!(
         revoker
             .revoke(&crowded, id, now.plus(600), now)
@@ -481,8 +454,8 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
             .unwrap(),
         RevocationOutcome::AllSessions
     );
-    let team = Revoker::new(c.iam.clone())
-        .policy_document(crowded.arn.name())
+    let team = Revoker::new(c.accounts())
+        .policy_document(&crowded.arn)
         .await
         .unwrap();
     assert!(team.is_some());
@@ -490,22 +463,17 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
     // A statement someone added by hand to the revocation policy is kept.
     let hand = role(&c, &[]).await;
     let manual = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Manual", "Effect": "Deny", "Action": "iam:*", "Resource": "*"}]});
-    c.iam
-        .put_role_policy()
+    iam.put_role_policy()
         .role_name(hand.arn.name())
         .policy_name(POLICY_NAME)
         .policy_document(manual.to_string())
         .send()
         .await
         .unwrap();
-    let revoker = Revoker::new(c.iam.clone());
+    let revoker = Revoker::new(c.accounts());
     revoker.revoke(&hand, id, now.plus(600), now).await.unwrap();
-    revoker.prune(hand.arn.name(), now.plus(601)).await.unwrap();
-    let doc = revoker
-        .policy_document(hand.arn.name())
-        .await
-        .unwrap()
-        .unwrap();
+    revoker.prune(&hand.arn, now.plus(601)).await.unwrap();
+    let doc = revoker.policy_document(&hand.arn).await.unwrap().unwrap();
     assert_eq!(doc, manual);
 }
 
@@ -513,7 +481,9 @@ async fn other_inline_policies_count_against_the_budget_and_foreign_statements_s
 async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
     let c = clients().await;
     let table = unique_name("provisioned");
-    let first = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    let first = provision(&c.dynamodb, &c.iam, &c.sts, &table)
+        .await
+        .unwrap();
     assert!(first.table_created);
     let names: Vec<&str> = first.roles.iter().map(RoleArn::name).collect();
     assert_eq!(
@@ -525,7 +495,9 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
             "DataAnalyst"
         ]
     );
-    let again = provision(&c.dynamodb, &c.iam, &table).await.unwrap();
+    let again = provision(&c.dynamodb, &c.iam, &c.sts, &table)
+        .await
+        .unwrap();
     assert!(!again.table_created);
     assert_eq!(again.roles, first.roles);
 
@@ -618,11 +590,24 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
         .map(|s| s.as_str().to_owned());
     assert_eq!(pitr.as_deref(), Some("ENABLED"));
 
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::ZERO);
+    let control: Vec<&str> = first.control_roles.iter().map(RoleArn::as_str).collect();
+    assert_eq!(
+        control,
+        [
+            format!("arn:aws:iam::{LOCAL_STAGING_ACCOUNT}:role/tollgate/TollgateControl"),
+            format!("arn:aws:iam::{LOCAL_PRODUCTION_ACCOUNT}:role/tollgate/TollgateControl"),
+        ]
+    );
+    // Each role lives in its target account, and none in the broker's.
+    let dir = RoleDirectory::new(c.accounts(), Duration::ZERO);
     for (example, arn) in EXAMPLE_ROLES.iter().zip(&first.roles) {
-        assert_eq!(
-            arn.as_str(),
-            format!("arn:aws:iam::123456789012:role/tollgate/{}", example.name)
+        assert_eq!(arn.as_str(), example.arn());
+        assert_ne!(arn.account(), LOCAL_BROKER_ACCOUNT);
+        let in_broker_account = c.iam.get_role().role_name(example.name).send().await;
+        assert!(
+            in_broker_account.is_err(),
+            "{} in the broker account",
+            example.name
         );
         let info = dir.describe(arn).await.unwrap().unwrap();
         for (k, v) in example.tags {
@@ -643,9 +628,10 @@ async fn aws_calls_per_operation_are_as_designed() {
         schema::DEFAULT_RETENTION_SECONDS,
     );
     let role = role(&c, &[]).await;
-    let dir = RoleDirectory::new(c.iam.clone(), Duration::from_secs(60));
+    let accounts = c.accounts();
+    let dir = RoleDirectory::new(accounts.clone(), Duration::from_secs(60));
     let issuer = Issuer::new(c.sts.clone());
-    let revoker = Revoker::new(c.iam.clone());
+    let revoker = Revoker::new(accounts.clone());
     let now = Timestamp::now();
     let mut report = Vec::new();
     c.calls.clear();
@@ -654,6 +640,11 @@ async fn aws_calls_per_operation_are_as_designed() {
     report.push(("describe (cold)", c.calls.take()));
     dir.describe(&role.arn).await.unwrap();
     report.push(("describe (cached)", c.calls.take()));
+    RoleDirectory::new(accounts.clone(), Duration::ZERO)
+        .describe(&role.arn)
+        .await
+        .unwrap();
+    report.push(("describe (session cached)", c.calls.take()));
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
         false,
@@ -689,7 +680,7 @@ async fn aws_calls_per_operation_are_as_designed() {
         .unwrap();
     report.push(("revoke", c.calls.take()));
     revoker
-        .prune(role.arn.name(), next.window_end.unwrap().plus(1))
+        .prune(&role.arn, next.window_end.unwrap().plus(1))
         .await
         .unwrap();
     report.push(("prune", c.calls.take()));
@@ -701,8 +692,9 @@ async fn aws_calls_per_operation_are_as_designed() {
     assert_eq!(
         counts,
         [
-            ("describe (cold)", 1),
+            ("describe (cold)", 2),
             ("describe (cached)", 0),
+            ("describe (session cached)", 1),
             ("create", 1),
             ("get", 1),
             ("get_with_events", 1),

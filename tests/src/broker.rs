@@ -16,12 +16,19 @@ use tollgate::api::auth::{DevTokenSpec, mint_dev_token};
 use tollgate::aws::testing::{Clients, Emulator, repo_root, sdk_config_for, unique_name};
 use tollgate::domain::Timestamp;
 
-/// The account the emulator's example roles live in.
-pub const ACCOUNT: &str = "123456789012";
-
-/// The ARN of an example role (`StagingDeveloper`, `ProductionOperator`, ...).
+/// The ARN of an example role (`StagingDeveloper`, `ProductionOperator`,
+/// ...) in its local target account.
 pub fn role_arn(name: &str) -> String {
-    format!("arn:aws:iam::{ACCOUNT}:role/tollgate/{name}")
+    tollgate::aws::example_role(name)
+        .unwrap_or_else(|| panic!("`{name}` is not an example role"))
+        .arn()
+}
+
+/// The account of an example role.
+pub fn account_of(name: &str) -> &'static str {
+    tollgate::aws::example_role(name)
+        .unwrap_or_else(|| panic!("`{name}` is not an example role"))
+        .account
 }
 
 /// A person with a token: subject, groups, claims and whether they used MFA.
@@ -195,7 +202,7 @@ impl Broker {
             }
         };
         let table = unique_name("e2e");
-        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
             .await
             .unwrap_or_else(|e| panic!("provisioning {table}: {e}"));
         let sts = StsProxy::start(&endpoint).await;
@@ -231,6 +238,11 @@ impl Broker {
             ("TOLLGATE_ROLE_CACHE_SECONDS".into(), "0".into()),
             ("RUST_LOG".into(), "info".into()),
         ];
+        env.extend(
+            tollgate::aws::local_environment()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        );
         if let Some(ttl) = options.pending_ttl_seconds {
             env.push(("TOLLGATE_PENDING_TTL".into(), ttl.to_string()));
         }
@@ -308,6 +320,15 @@ impl Broker {
             "the broker did not become healthy; its stderr:\n{}",
             self.stderr()
         );
+    }
+
+    /// An IAM client acting in the local target `account`, for checks of
+    /// what the broker wrote there.
+    pub async fn iam_in(&self, account: &str) -> aws_sdk_iam::Client {
+        self.clients
+            .iam_in(account)
+            .await
+            .unwrap_or_else(|e| panic!("account {account}: {e}"))
     }
 
     /// A valid development token for `user`.

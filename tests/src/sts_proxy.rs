@@ -58,8 +58,24 @@ impl StsProxy {
         format!("http://{}", self.addr)
     }
 
-    /// The form fields of every `AssumeRole` call seen so far.
+    /// The form fields of every `AssumeRole` call for credentials (target
+    /// roles) seen so far.
     pub fn assume_role_calls(&self) -> Vec<BTreeMap<String, String>> {
+        self.all_assume_role_calls()
+            .into_iter()
+            .filter(|form| !is_control_session(form))
+            .collect()
+    }
+
+    /// The form fields of every `AssumeRole` call into a control role.
+    pub fn control_session_calls(&self) -> Vec<BTreeMap<String, String>> {
+        self.all_assume_role_calls()
+            .into_iter()
+            .filter(is_control_session)
+            .collect()
+    }
+
+    fn all_assume_role_calls(&self) -> Vec<BTreeMap<String, String>> {
         self.seen
             .lock()
             .expect("lock")
@@ -68,6 +84,11 @@ impl StsProxy {
             .filter(|form| form.get("Action").map(String::as_str) == Some("AssumeRole"))
             .collect()
     }
+}
+
+fn is_control_session(form: &BTreeMap<String, String>) -> bool {
+    form.get("RoleSessionName").map(String::as_str)
+        == Some(tollgate::aws::accounts::CONTROL_SESSION_NAME)
 }
 
 async fn forward(

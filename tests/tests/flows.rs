@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tollgate::api::notify::signature;
 use tollgate_tests::broker::{
-    ALICE, Auth, BOB, Broker, BrokerOptions, CAROL, DAVE, ERIN, User, role_arn,
+    ALICE, Auth, BOB, Broker, BrokerOptions, CAROL, DAVE, ERIN, User, account_of, role_arn,
 };
 
 fn server() -> &'static Path {
@@ -100,7 +100,10 @@ async fn a_staging_request_is_auto_approved_and_its_credentials_work() {
     let arn = caller_arn(&b, &r.body).await;
     assert_eq!(
         arn,
-        format!("arn:aws:sts::123456789012:assumed-role/StagingDeveloper/tollgate-{id}")
+        format!(
+            "arn:aws:sts::{}:assumed-role/StagingDeveloper/tollgate-{id}",
+            account_of("StagingDeveloper")
+        )
     );
     let calls = b.sts.assume_role_calls();
     assert_eq!(calls.len(), 1);
@@ -163,7 +166,10 @@ async fn a_production_request_approved_by_an_sre_with_mfa_yields_tagged_credenti
     assert_eq!(creds.status, 200, "{}", creds.body);
     assert_eq!(
         caller_arn(&b, &creds.body).await,
-        format!("arn:aws:sts::123456789012:assumed-role/ProductionOperator/tollgate-{id}")
+        format!(
+            "arn:aws:sts::{}:assumed-role/ProductionOperator/tollgate-{id}",
+            account_of("ProductionOperator")
+        )
     );
     let call = b.sts.assume_role_calls().pop().expect("an AssumeRole call");
     assert_eq!(call["RoleSessionName"], format!("tollgate-{id}"));
@@ -305,9 +311,8 @@ async fn revoking_a_grant_puts_a_deny_statement_on_the_role_and_stops_credential
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(revoked.body["status"], "revoked");
     assert_eq!(revoked.body["closed_by"]["user"], "bob");
-    let doc = b
-        .clients
-        .iam
+    let iam = b.iam_in(account_of("ProductionOperator")).await;
+    let doc = iam
         .get_role_policy()
         .role_name("ProductionOperator")
         .policy_name("TollgateRevocations")
@@ -315,9 +320,7 @@ async fn revoking_a_grant_puts_a_deny_statement_on_the_role_and_stops_credential
         .await
         .expect("the revocation policy exists");
     let text = urlencoding_decode(doc.policy_document());
-    let role_id = b
-        .clients
-        .iam
+    let role_id = iam
         .get_role()
         .role_name("ProductionOperator")
         .send()
@@ -457,10 +460,9 @@ async fn a_revocation_statement_is_dropped_by_the_sweep_once_its_window_has_pass
     )
     .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let iam = b.iam_in(account_of("DataAnalyst")).await;
     let has_statement = || async {
-        match b
-            .clients
-            .iam
+        match iam
             .get_role_policy()
             .role_name("DataAnalyst")
             .policy_name("TollgateRevocations")

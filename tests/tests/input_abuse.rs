@@ -264,26 +264,54 @@ fn control_characters_in_free_text_are_refused_and_never_reach_a_log_line() {
 fn role_arns_of_other_partitions_other_accounts_and_malformed_ones_are_refused() {
     block_on(async {
         let b = broker().await;
-        let unknown = [
-            "arn:aws-cn:iam::123456789012:role/tollgate/StagingDeveloper",
-            "arn:aws-us-gov:iam::123456789012:role/tollgate/StagingDeveloper",
-            "arn:aws:iam::999999999999:role/tollgate/StagingDeveloper",
-            "arn:aws:iam::123456789012:role/other/StagingDeveloper",
-            "arn:aws:iam::123456789012:role/tollgate/NoSuchRole",
+        let refused = [
+            (
+                "arn:aws-cn:iam::111122223333:role/tollgate/StagingDeveloper",
+                "unknown_role",
+            ),
+            (
+                "arn:aws-us-gov:iam::444455556666:role/tollgate/ProductionOperator",
+                "unknown_role",
+            ),
+            (
+                "arn:aws:iam::111122223333:role/tollgate/NoSuchRole",
+                "unknown_role",
+            ),
+            (
+                "arn:aws:iam::999999999999:role/tollgate/StagingDeveloper",
+                "account_not_brokered",
+            ),
+            (
+                "arn:aws:iam::123456789012:role/tollgate/StagingDeveloper",
+                "account_not_brokered",
+            ),
+            (
+                "arn:aws:iam::111122223333:role/other/StagingDeveloper",
+                "role_not_brokered",
+            ),
         ];
-        for arn in unknown {
+        for (arn, code) in refused {
             let mut body = valid();
             body["role_arn"] = json!(arn);
             let r = b
                 .call(Method::POST, "/requests", Auth::As(&ALICE), Some(&body))
                 .await;
-            assert_eq!(
-                (r.status, r.code()),
-                (400, "unknown_role"),
-                "{arn}: {}",
-                r.body
-            );
+            assert_eq!((r.status, r.code()), (400, code), "{arn}: {}", r.body);
         }
+        // Refused before any AWS call: no control session was ever asked
+        // for the unlisted account or the broker's own.
+        let control_accounts: Vec<String> = b
+            .sts
+            .control_session_calls()
+            .iter()
+            .map(|c| c["RoleArn"].clone())
+            .collect();
+        assert!(
+            control_accounts
+                .iter()
+                .all(|arn| !arn.contains("999999999999") && !arn.contains("123456789012")),
+            "{control_accounts:?}"
+        );
         let malformed = [
             "",
             "StagingDeveloper",

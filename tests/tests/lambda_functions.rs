@@ -40,7 +40,7 @@ impl Setup {
         let emulator = Emulator::shared().unwrap_or_else(|e| panic!("emulator: {e}"));
         let clients = emulator.clients().await;
         let table = unique_name("lambda");
-        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+        tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
             .await
             .unwrap();
         Self {
@@ -60,10 +60,19 @@ impl Setup {
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("TOLLGATE_TABLE", self.table.as_str()),
             ("TOLLGATE_ROLE_CACHE_SECONDS", "0"),
+            (
+                "TOLLGATE_BROKER_ACCOUNT",
+                tollgate::aws::LOCAL_BROKER_ACCOUNT,
+            ),
             ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(
+            tollgate::aws::local_environment()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        )
         .chain([(
             "TOLLGATE_POLICY_DIR".to_owned(),
             repo_root()
@@ -96,7 +105,7 @@ impl Setup {
 }
 
 fn role(name: &str) -> String {
-    format!("arn:aws:iam::123456789012:role/tollgate/{name}")
+    tollgate::aws::example_role(name).unwrap().arn()
 }
 
 fn alice() -> BTreeMap<String, String> {
@@ -233,7 +242,10 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     let arn = caller_arn(&setup.endpoint, &creds).await;
     assert_eq!(
         arn,
-        format!("arn:aws:sts::123456789012:assumed-role/ProductionOperator/tollgate-{id}")
+        format!(
+            "arn:aws:sts::{}:assumed-role/ProductionOperator/tollgate-{id}",
+            tollgate::aws::LOCAL_PRODUCTION_ACCOUNT
+        )
     );
     let secret = creds["secret_access_key"].as_str().unwrap();
     assert!(
@@ -259,7 +271,9 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     );
     let clients = Emulator::shared().unwrap().clients().await;
     let doc = clients
-        .iam
+        .iam_in(tollgate::aws::LOCAL_PRODUCTION_ACCOUNT)
+        .await
+        .unwrap()
         .get_role_policy()
         .role_name("ProductionOperator")
         .policy_name("TollgateRevocations")
@@ -332,6 +346,61 @@ async fn a_function_that_cannot_start_exits_without_polling() {
             .await
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_refuses_to_start_with_a_development_clock_or_secret() {
+    let setup = Setup::new().await;
+    let clock = setup.logs.path().join("clock-offset");
+    std::fs::write(&clock, "86400").unwrap();
+    for (name, key, value) in [
+        (
+            "expiry",
+            "TOLLGATE_DEV_CLOCK_FILE",
+            clock.display().to_string(),
+        ),
+        (
+            "requests",
+            "TOLLGATE_DEV_CLOCK_FILE",
+            clock.display().to_string(),
+        ),
+        (
+            "credentials",
+            "TOLLGATE_DEV_SECRET",
+            "a-development-secret-0123456789".to_owned(),
+        ),
+    ] {
+        let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
+        // The same environment without the local-only setting starts.
+        let runtime = RuntimeApi::start().await;
+        let _baseline = FunctionProcess::spawn(&binary, &runtime, &setup.env(), setup.logs.path());
+        assert!(
+            runtime
+                .wait_for_polls(1, Duration::from_secs(60))
+                .await
+                .is_some(),
+            "{name} did not start without {key}"
+        );
+        let runtime = RuntimeApi::start().await;
+        let mut env = setup.env();
+        env.push((key.to_owned(), value));
+        let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while process.is_running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} kept running with {key} set"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            runtime
+                .wait_for_polls(1, Duration::from_millis(10))
+                .await
+                .is_none(),
+            "{name} polled for work with {key} set"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
 //! Local development against the AWS emulator: `tollgate local provision`
-//! creates the table and the example roles on `AWS_ENDPOINT_URL`.
+//! creates, on `AWS_ENDPOINT_URL`, the table in the broker's account and the
+//! control role and example roles in the two local target accounts.
 
 use super::Env;
 use crate::args::ProvisionArgs;
@@ -68,7 +69,8 @@ pub async fn provision(
     let sdk = tollgate::aws::load_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let done = tollgate::aws::provision(&dynamodb, &iam, &table)
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let done = tollgate::aws::provision(&dynamodb, &iam, &sts, &table)
         .await
         .map_err(|e| aws_error(&e))?;
     match format {
@@ -78,6 +80,8 @@ pub async fn provision(
                 "endpoint": endpoint,
                 "table": done.table,
                 "table_created": done.table_created,
+                "broker_account": tollgate::aws::LOCAL_BROKER_ACCOUNT,
+                "control_roles": done.control_roles,
                 "roles": done.roles,
             }),
         )?,
@@ -87,10 +91,15 @@ pub async fn provision(
             } else {
                 "already existed"
             };
-            writeln!(out, "table {} {what} at {endpoint}", done.table)?;
-            let mut t = Table::new(&["EXAMPLE ROLE"]);
-            for role in &done.roles {
-                t.push(vec![role.to_string()]);
+            writeln!(
+                out,
+                "table {} {what} at {endpoint} (broker account {})",
+                done.table,
+                tollgate::aws::LOCAL_BROKER_ACCOUNT
+            )?;
+            let mut t = Table::new(&["ACCOUNT", "ROLE"]);
+            for role in done.control_roles.iter().chain(&done.roles) {
+                t.push(vec![role.account().to_owned(), role.to_string()]);
             }
             t.write(out)?;
         }

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod dev;
 pub mod local;
 pub mod requests;
+pub mod roles;
 pub mod serve;
 
 use crate::args::GlobalArgs;

@@ -127,10 +127,12 @@ impl LocalServer {
             None => Clock::system(),
         };
         let sdk = crate::aws::load_sdk_config().await;
+        let mut config = options.config;
+        AppState::resolve_broker_account(&sdk, &mut config).await?;
         let state = AppState::build(
             &sdk,
             StateOptions {
-                config: options.config,
+                config,
                 routes: RouteSet::All,
                 auth,
                 settings: options.settings,

@@ -2,7 +2,7 @@
 //! server mounts them all. Unknown routes and methods answer in the same
 //! JSON error shape as everything else.
 
-use super::handlers::{credentials, health, requests, reviews, revocations};
+use super::handlers::{credentials, health, requests, reviews, revocations, roles};
 use super::{AppState, RouteSet};
 use crate::audit::metrics;
 use axum::Router;
@@ -23,7 +23,8 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/health", get(health::health))
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
-            .route("/requests/{id}/cancel", post(requests::cancel));
+            .route("/requests/{id}/cancel", post(requests::cancel))
+            .route("/roles/check", post(roles::check));
     }
     if all || set == RouteSet::Reviews {
         r = r
@@ -69,6 +70,7 @@ fn route_template(path: &str) -> String {
     match parts.as_slice() {
         ["", "health"] => "/health".into(),
         ["", "requests"] => "/requests".into(),
+        ["", "roles", "check"] => "/roles/check".into(),
         ["", "requests", _] => "/requests/{id}".into(),
         ["", "requests", _, action]
             if ["approve", "deny", "cancel", "revoke", "credentials"].contains(action) =>

@@ -13,7 +13,7 @@ use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
 use super::pagination::PageSealer;
 use super::settings::{Settings, SettingsError};
 use crate::audit::{AuditLog, Metrics};
-use crate::aws::{Issuer, Revoker, RoleDirectory, Store};
+use crate::aws::{AccountSettings, Accounts, Issuer, Revoker, RoleDirectory, Store};
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyEngine, PolicyError};
 use secrecy::ExposeSecret;
@@ -25,7 +25,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
-    /// `POST /requests/{id}/cancel`, `GET /health`.
+    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`.
     Requests,
     /// `POST /requests/{id}/approve` and `/deny`.
     Reviews,
@@ -63,6 +63,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The DynamoDB store.
     pub store: Store,
+    /// Target accounts: the allow-list and the control-role sessions.
+    pub accounts: Accounts,
     /// IAM role descriptions (cached).
     pub roles: RoleDirectory,
     /// The loaded Cedar policies (an empty, deny-all set for `expiry`).
@@ -120,6 +122,24 @@ pub enum StartupError {
     Other(String),
 }
 
+/// Settings that only `tollgate serve` honours. A function that finds one
+/// refuses to start rather than ignore it: a development clock or secret in
+/// a deployed function is a mistake (or an attempt to move its clock).
+pub const LOCAL_ONLY_SETTINGS: &[&str] = &[
+    "TOLLGATE_DEV_SECRET",
+    "TOLLGATE_DEV_CLOCK_FILE",
+    "TOLLGATE_JWKS_FILE",
+];
+
+fn refuse_local_only_settings(is_set: impl Fn(&str) -> bool) -> Result<(), StartupError> {
+    match LOCAL_ONLY_SETTINGS.iter().find(|k| is_set(k)) {
+        Some(k) => Err(StartupError::Other(format!(
+            "{k} is a setting of the local server only; remove it from the function's environment"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What [`AppState::build`] needs besides the AWS configuration.
 pub struct StateOptions {
     /// Settings.
@@ -137,9 +157,10 @@ pub struct StateOptions {
 }
 
 impl AppState {
-    /// Builds the state from one `SdkConfig`: clients, the store, the role
-    /// directory, the policies (for every route set but expiry), and the
-    /// capabilities `options.routes` needs.
+    /// Builds the state from one `SdkConfig`: clients, the store, the target
+    /// accounts, the role directory, the policies (for every route set but
+    /// expiry), and the capabilities `options.routes` needs. The broker's
+    /// account must be known ([`AppState::resolve_broker_account`]).
     pub fn build(sdk: &aws_config::SdkConfig, options: StateOptions) -> Result<Self, StartupError> {
         let StateOptions {
             config,
@@ -151,9 +172,20 @@ impl AppState {
         } = options;
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let iam = aws_sdk_iam::Client::new(sdk);
+        let sts = aws_sdk_sts::Client::new(sdk);
         let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds());
+        let Some(broker_account) = config.broker_account.clone() else {
+            return Err(StartupError::Other(
+                "the broker's own account is unknown (TOLLGATE_BROKER_ACCOUNT)".into(),
+            ));
+        };
+        let accounts = Accounts::new(
+            AccountSettings::from_config(&config, broker_account).map_err(StartupError::Other)?,
+            sts.clone(),
+            &iam,
+        );
         let roles = RoleDirectory::new(
-            iam.clone(),
+            accounts.clone(),
             Duration::from_secs(u64::from(config.role_cache_seconds)),
         );
         let policy = if routes.decides() {
@@ -162,10 +194,10 @@ impl AppState {
             // INVARIANT: the sweep authorises nothing; an empty set denies all.
             PolicyEngine::from_sources(&[])?
         };
-        let issuer = routes
-            .issues_credentials()
-            .then(|| Issuer::new(aws_sdk_sts::Client::new(sdk)));
-        let revoker = routes.writes_role_policies().then(|| Revoker::new(iam));
+        let issuer = routes.issues_credentials().then(|| Issuer::new(sts));
+        let revoker = routes
+            .writes_role_policies()
+            .then(|| Revoker::new(accounts.clone()));
         let pages = match &settings.pagination_key {
             Some(key) => PageSealer::new(key.expose_secret().as_bytes()),
             None => PageSealer::random(),
@@ -179,6 +211,7 @@ impl AppState {
         Ok(Self {
             config: Arc::new(config),
             store,
+            accounts,
             roles,
             policy,
             issuer,
@@ -196,8 +229,10 @@ impl AppState {
     /// environment, one `SdkConfig`, the settings secret, and claims from
     /// API Gateway's JWT authorizer.
     pub async fn for_lambda(routes: RouteSet) -> Result<Self, StartupError> {
-        let config = Config::from_env()?;
+        refuse_local_only_settings(|k| std::env::var_os(k).is_some())?;
+        let mut config = Config::from_env()?;
         let sdk = crate::aws::load_sdk_config().await;
+        Self::resolve_broker_account(&sdk, &mut config).await?;
         let settings = if matches!(routes, RouteSet::Expiry | RouteSet::Credentials) {
             // These never list or notify: they do not read the secret.
             Settings::default()
@@ -215,6 +250,27 @@ impl AppState {
                 audit: AuditLog::stdout(),
             },
         )
+    }
+
+    /// Fills in the broker's own account when the environment does not name
+    /// it, from STS (`GetCallerIdentity`, once per cold start).
+    pub async fn resolve_broker_account(
+        sdk: &aws_config::SdkConfig,
+        config: &mut Config,
+    ) -> Result<(), StartupError> {
+        if config.broker_account.is_none() {
+            let sts = aws_sdk_sts::Client::new(sdk);
+            let account = crate::aws::accounts::broker_account(config, &sts)
+                .await
+                .map_err(|e| {
+                    StartupError::Other(format!(
+                        "cannot tell the broker's own account (set TOLLGATE_BROKER_ACCOUNT): {}",
+                        crate::aws::error_chain(&e)
+                    ))
+                })?;
+            config.broker_account = Some(account);
+        }
+        Ok(())
     }
 
     /// A local verifier from the environment, for `tollgate serve`.

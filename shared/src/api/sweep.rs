@@ -10,7 +10,7 @@ use super::AppState;
 use crate::BrokerError;
 use crate::audit::metrics;
 use crate::aws::{PageRequest, StoreError};
-use crate::domain::{AccessRequest, Actor, Command, Status, Timestamp};
+use crate::domain::{AccessRequest, Actor, Command, RoleArn, Status, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -48,7 +48,7 @@ impl SweepReport {
 /// Runs one sweep as of `now`.
 pub async fn sweep(state: &AppState, now: Timestamp) -> Result<SweepReport, BrokerError> {
     let mut report = SweepReport::default();
-    let mut pruned_roles: HashMap<String, bool> = HashMap::new();
+    let mut pruned_roles: HashMap<RoleArn, bool> = HashMap::new();
     let mut start = None;
     let mut seen = 0usize;
     loop {
@@ -93,7 +93,7 @@ async fn sweep_one(
     req: &AccessRequest,
     now: Timestamp,
     report: &mut SweepReport,
-    pruned_roles: &mut HashMap<String, bool>,
+    pruned_roles: &mut HashMap<RoleArn, bool>,
 ) -> Result<(), BrokerError> {
     let command = match (req.status, req.effective_status(now)) {
         (Status::Active, Status::Expired) => Command::Expire,
@@ -105,12 +105,12 @@ async fn sweep_one(
             return Ok(());
         }
         (Status::Revoked, _) => {
-            let role = req.role_arn.name();
+            let role = &req.role_arn;
             let pruned = match pruned_roles.get(role) {
                 Some(ok) => *ok,
                 None => {
                     let result = prune(state, role, now).await;
-                    pruned_roles.insert(role.to_owned(), result.is_ok());
+                    pruned_roles.insert(role.clone(), result.is_ok());
                     report.pruned_statements += result?;
                     true
                 }
@@ -152,7 +152,7 @@ async fn sweep_one(
 }
 
 /// Removes the role's revocation statements whose window has passed.
-async fn prune(state: &AppState, role: &str, now: Timestamp) -> Result<u32, BrokerError> {
+async fn prune(state: &AppState, role: &RoleArn, now: Timestamp) -> Result<u32, BrokerError> {
     let Some(revoker) = state.revoker.as_ref() else {
         return Err(BrokerError::Internal {
             detail: "sweep without a role-policy writer".into(),

@@ -44,7 +44,7 @@ fn fixture(auth: Authenticator) -> Fixture {
         StateOptions {
             config: Config {
                 policy_dir: dir.path().to_owned(),
-                ..Config::default()
+                ..crate::aws::testing::local_config("tollgate")
             },
             routes: RouteSet::All,
             auth,

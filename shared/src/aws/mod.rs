@@ -1,5 +1,6 @@
-//! Adapters to AWS through the AWS SDK for Rust: the DynamoDB store, the STS
-//! issuer, IAM role descriptions and revocation. No business rules live here.
+//! Adapters to AWS through the AWS SDK for Rust: the DynamoDB store, target
+//! accounts and their control roles, the STS issuer, IAM role descriptions
+//! and revocation. No business rules live here.
 //!
 //! Every client is built from one [`SdkConfig`] loaded by [`load_sdk_config`]
 //! (timeouts and the standard retry mode). SDK errors are matched on their
@@ -7,21 +8,25 @@
 //! time-outs and transport failures that outlast the SDK's retries become
 //! [`BrokerError::Unavailable`].
 
+pub mod accounts;
 mod credentials;
 mod dynamodb;
 mod iam;
-mod provision;
+pub mod provision;
 mod revocation;
 pub mod schema;
 mod sts;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use accounts::{AccountSettings, Accounts};
 pub use credentials::{issue_recorded, mint_credentials};
 pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
 pub use iam::RoleDirectory;
 pub use provision::{
-    EXAMPLE_ROLES, ExampleRole, Provisioned, create_role, create_table, provision,
+    EXAMPLE_ROLES, ExampleRole, LOCAL_BROKER_ACCOUNT, LOCAL_EXTERNAL_ID, LOCAL_PRODUCTION_ACCOUNT,
+    LOCAL_STAGING_ACCOUNT, Provisioned, account_admin, create_role, create_table, example_role,
+    local_environment, provision,
 };
 pub use revocation::{
     FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS, RevocationOutcome, Revoker,
@@ -175,4 +180,36 @@ where
             source: Box::new(err),
         }
     }
+}
+
+/// Decodes RFC 3986 percent-encoding, as IAM returns policy documents.
+pub(crate) fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -20,8 +20,9 @@
 //! IAM has no conditional write, so after each write the policy is read back
 //! and the write is retried if a concurrent writer overwrote it.
 
-use super::{AwsError, aws_failure};
-use crate::domain::{RequestId, RoleInfo, Timestamp};
+use super::accounts::Accounts;
+use super::{AwsError, aws_failure, percent_decode};
+use crate::domain::{RequestId, RoleArn, RoleInfo, Timestamp};
 use aws_sdk_iam::Client;
 use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError;
@@ -54,18 +55,19 @@ pub enum RevocationOutcome {
     AllSessions,
 }
 
-/// Writes and prunes revocation statements. Cheap to clone.
+/// Writes and prunes revocation statements, in each role's account through
+/// its control role. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Revoker {
-    client: Client,
+    accounts: Accounts,
     budget: usize,
 }
 
 impl Revoker {
-    /// A revoker over an IAM client, with IAM's per-role budget.
-    pub fn new(client: Client) -> Self {
+    /// A revoker acting through `accounts`, with IAM's per-role budget.
+    pub fn new(accounts: Accounts) -> Self {
         Self {
-            client,
+            accounts,
             budget: ROLE_POLICY_BUDGET_CHARS,
         }
     }
@@ -87,12 +89,13 @@ impl Revoker {
         window_end: Timestamp,
         now: Timestamp,
     ) -> Result<RevocationOutcome, AwsError> {
+        let iam = &self.accounts.iam_for(&role.arn).await?;
         let role_name = role.arn.name();
         let userid = format!("{}{SESSION_PREFIX}{id}", role.role_id);
         let mut last = RevocationOutcome::Individual;
         for _ in 0..WRITE_ATTEMPTS {
-            let others = self.other_policies_size(role_name).await?;
-            let mut state = self.read(role_name).await?.unwrap_or_default();
+            let others = other_policies_size(iam, role_name).await?;
+            let mut state = read(iam, role_name).await?.unwrap_or_default();
             state.prune(now.unix());
             if !state.covers(&userid, window_end.unix()) {
                 state.add(userid.clone(), window_end.unix());
@@ -106,9 +109,9 @@ impl Revoker {
                     "revocation policy budget full: denying every Tollgate session on the role until the latest window end"
                 );
             }
-            self.write(role_name, doc).await?;
+            write(iam, role_name, doc).await?;
             last = outcome;
-            let written = self.read(role_name).await?.unwrap_or_default();
+            let written = read(iam, role_name).await?.unwrap_or_default();
             if written.covers(&userid, window_end.unix()) {
                 return Ok(outcome);
             }
@@ -122,117 +125,114 @@ impl Revoker {
     /// Removes revocations whose window ended before `now`; returns how many
     /// session ids (or all-session denials) were removed. Deletes the policy
     /// when nothing is left.
-    #[tracing::instrument(skip_all, fields(role = role_name))]
-    pub async fn prune(&self, role_name: &str, now: Timestamp) -> Result<usize, AwsError> {
-        let Some(mut state) = self.read(role_name).await? else {
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn prune(&self, role: &RoleArn, now: Timestamp) -> Result<usize, AwsError> {
+        let iam = &self.accounts.iam_for(role).await?;
+        let Some(mut state) = read(iam, role.name()).await? else {
             return Ok(0);
         };
         let removed = state.prune(now.unix());
         if removed > 0 {
             let role_id = state.role_id_hint().unwrap_or_default();
             let (doc, _) = state.render_within(&role_id, usize::MAX);
-            self.write(role_name, doc).await?;
+            write(iam, role.name(), doc).await?;
         }
         Ok(removed)
     }
 
     /// The policy document as stored, if any (decoded JSON).
-    pub async fn policy_document(&self, role_name: &str) -> Result<Option<Value>, AwsError> {
-        self.get_policy(role_name, POLICY_NAME).await
+    pub async fn policy_document(&self, role: &RoleArn) -> Result<Option<Value>, AwsError> {
+        let iam = self.accounts.iam_for(role).await?;
+        get_policy(&iam, role.name(), POLICY_NAME).await
     }
+}
 
-    async fn read(&self, role_name: &str) -> Result<Option<Revocations>, AwsError> {
-        Ok(self
-            .get_policy(role_name, POLICY_NAME)
-            .await?
-            .map(|doc| Revocations::parse(&doc)))
-    }
+async fn read(iam: &Client, role_name: &str) -> Result<Option<Revocations>, AwsError> {
+    Ok(get_policy(iam, role_name, POLICY_NAME)
+        .await?
+        .map(|doc| Revocations::parse(&doc)))
+}
 
-    async fn get_policy(&self, role_name: &str, name: &str) -> Result<Option<Value>, AwsError> {
-        let out = match self
-            .client
-            .get_role_policy()
+async fn get_policy(iam: &Client, role_name: &str, name: &str) -> Result<Option<Value>, AwsError> {
+    let out = match iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(SdkError::ServiceError(ctx))
+            if matches!(ctx.err(), GetRolePolicyError::NoSuchEntityException(_)) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(aws_failure("GetRolePolicy", e)),
+    };
+    let raw = out.policy_document();
+    let text = if raw.trim_start().starts_with('{') {
+        raw.to_owned()
+    } else {
+        percent_decode(raw)
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| AwsError::Corrupt(format!("inline policy `{name}` is not JSON: {e}")))
+}
+
+/// Characters used by the role's other inline policies.
+async fn other_policies_size(iam: &Client, role_name: &str) -> Result<usize, AwsError> {
+    let mut names = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = iam
+            .list_role_policies()
             .role_name(role_name)
-            .policy_name(name)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_failure("ListRolePolicies", e))?;
+        names.extend(out.policy_names().iter().cloned());
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    let mut size = 0;
+    for name in names.iter().filter(|n| *n != POLICY_NAME) {
+        if let Some(doc) = get_policy(iam, role_name, name).await? {
+            size += doc.to_string().len();
+        }
+    }
+    Ok(size)
+}
+
+async fn write(iam: &Client, role_name: &str, doc: Option<String>) -> Result<(), AwsError> {
+    match doc {
+        Some(doc) => iam
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name(POLICY_NAME)
+            .policy_document(doc)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_failure("PutRolePolicy", e)),
+        None => match iam
+            .delete_role_policy()
+            .role_name(role_name)
+            .policy_name(POLICY_NAME)
             .send()
             .await
         {
-            Ok(out) => out,
+            Ok(_) => Ok(()),
             Err(SdkError::ServiceError(ctx))
-                if matches!(ctx.err(), GetRolePolicyError::NoSuchEntityException(_)) =>
+                if matches!(ctx.err(), DeleteRolePolicyError::NoSuchEntityException(_)) =>
             {
-                return Ok(None);
+                Ok(())
             }
-            Err(e) => return Err(aws_failure("GetRolePolicy", e)),
-        };
-        let raw = out.policy_document();
-        let text = if raw.trim_start().starts_with('{') {
-            raw.to_owned()
-        } else {
-            percent_decode(raw)
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| AwsError::Corrupt(format!("inline policy `{name}` is not JSON: {e}")))
-    }
-
-    /// Characters used by the role's other inline policies.
-    async fn other_policies_size(&self, role_name: &str) -> Result<usize, AwsError> {
-        let mut names = Vec::new();
-        let mut marker = None;
-        loop {
-            let out = self
-                .client
-                .list_role_policies()
-                .role_name(role_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| aws_failure("ListRolePolicies", e))?;
-            names.extend(out.policy_names().iter().cloned());
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        let mut size = 0;
-        for name in names.iter().filter(|n| *n != POLICY_NAME) {
-            if let Some(doc) = self.get_policy(role_name, name).await? {
-                size += doc.to_string().len();
-            }
-        }
-        Ok(size)
-    }
-
-    async fn write(&self, role_name: &str, doc: Option<String>) -> Result<(), AwsError> {
-        match doc {
-            Some(doc) => self
-                .client
-                .put_role_policy()
-                .role_name(role_name)
-                .policy_name(POLICY_NAME)
-                .policy_document(doc)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| aws_failure("PutRolePolicy", e)),
-            None => match self
-                .client
-                .delete_role_policy()
-                .role_name(role_name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(ctx))
-                    if matches!(ctx.err(), DeleteRolePolicyError::NoSuchEntityException(_)) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(aws_failure("DeleteRolePolicy", e)),
-            },
-        }
+            Err(e) => Err(aws_failure("DeleteRolePolicy", e)),
+        },
     }
 }
 
@@ -440,38 +440,6 @@ fn parse_unix(s: &str) -> Option<i64> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
-}
-
-/// Decodes RFC 3986 percent-encoding, as IAM returns policy documents.
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
-            _ => None,
-        };
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -266,6 +266,45 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// An IAM client acting in the local target `account` (as provisioning
+    /// does), recording its calls in the same log: for checks of what the
+    /// broker wrote there.
+    pub async fn iam_in(&self, account: &str) -> Result<aws_sdk_iam::Client, crate::aws::AwsError> {
+        crate::aws::account_admin(&self.iam, &self.sts, account).await
+    }
+
+    /// The accounts adapter a local broker builds over these clients, for
+    /// the world [`crate::aws::provision`] creates.
+    pub fn accounts(&self) -> crate::aws::Accounts {
+        let config = local_config("tollgate");
+        let settings = crate::aws::AccountSettings {
+            broker_account: crate::aws::LOCAL_BROKER_ACCOUNT.to_owned(),
+            target_accounts: config.target_accounts.iter().cloned().collect(),
+            allow_broker_account: false,
+            control_role: config.control_role,
+            external_id: config.control_external_id,
+            managed_role_path: config.managed_role_path,
+        };
+        crate::aws::Accounts::new(settings, self.sts.clone(), &self.iam)
+    }
+}
+
+/// Settings of a broker over `table` in the world [`crate::aws::provision`]
+/// creates: its target accounts, their ExternalId and the broker's account.
+pub fn local_config(table: &str) -> crate::Config {
+    crate::Config {
+        table: table.to_owned(),
+        target_accounts: vec![
+            crate::aws::LOCAL_STAGING_ACCOUNT.to_owned(),
+            crate::aws::LOCAL_PRODUCTION_ACCOUNT.to_owned(),
+        ],
+        broker_account: Some(crate::aws::LOCAL_BROKER_ACCOUNT.to_owned()),
+        control_external_id: Some(crate::aws::LOCAL_EXTERNAL_ID.to_owned()),
+        ..crate::Config::default()
+    }
+}
+
 /// One request as sent on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SentCall {

@@ -4,6 +4,7 @@
 mod duration;
 mod identity;
 mod lifecycle;
+mod onboarding;
 mod request_id;
 mod role_arn;
 mod session_policy;
@@ -20,6 +21,7 @@ pub use lifecycle::{
     AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
     NewRequest, Refusal, Status,
 };
+pub use onboarding::{MANAGED_TAG, OnboardingRules, RoleCheck, RoleFacts, assess};
 pub use request_id::RequestId;
 pub use role_arn::RoleArn;
 pub use session_policy::SessionPolicy;

@@ -30,16 +30,21 @@ pub enum Action {
     Revoke,
     /// See a request and its history.
     Read,
+    /// Check whether a role can be brokered (`tollgate roles check`): an
+    /// operator's question, decided before any AWS call over a role built
+    /// from its ARN alone (no tags).
+    Check,
 }
 
 impl Action {
     /// Every action, in schema order.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Self::Request,
         Self::AutoApprove,
         Self::Approve,
         Self::Revoke,
         Self::Read,
+        Self::Check,
     ];
 
     /// The Cedar action id (`request`, `auto_approve`, ...).
@@ -50,6 +55,7 @@ impl Action {
             Self::Approve => "approve",
             Self::Revoke => "revoke",
             Self::Read => "read",
+            Self::Check => "check",
         }
     }
 
@@ -61,6 +67,7 @@ impl Action {
             Self::Approve => 2,
             Self::Revoke => 3,
             Self::Read => 4,
+            Self::Check => 5,
         }
     }
 }
@@ -82,7 +89,7 @@ impl FromStr for Action {
                 ValidationError::new(
                     "action",
                     format!(
-                        "{} is not an action (request, auto_approve, approve, revoke, read)",
+                        "{} is not an action (request, auto_approve, approve, revoke, read, check)",
                         quote(s)
                     ),
                 )

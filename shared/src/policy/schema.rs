@@ -32,7 +32,7 @@ pub(crate) struct Names {
     pub group: EntityTypeName,
     pub role: EntityTypeName,
     /// Indexed by [`Action::index`].
-    pub actions: [EntityUid; 5],
+    pub actions: [EntityUid; Action::ALL.len()],
 }
 
 impl Names {

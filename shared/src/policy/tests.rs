@@ -70,6 +70,7 @@ fn user(key: &str) -> Identity {
         ),
         "no-department" => identity("grace", &["data-engineers"], &[], true),
         "security" => identity("heidi", &["security"], &[], true),
+        "platform" => identity("pat", &["platform"], &[], false),
         "nobody" => identity("ivan", &[], &[], true),
         other => panic!("no user {other}"),
     }
@@ -546,6 +547,38 @@ fn example_policies_decide_as_documented() {
             ticket: Some("INC-1"),
             ..BASE
         },
+        // Onboarding checks.
+        Case {
+            name: "the platform team may check whether a role can be brokered",
+            who: "platform",
+            action: Action::Check,
+            role: "untagged",
+            allowed: true,
+            permitted: &["platform-check-roles"],
+            ..BASE
+        },
+        Case {
+            name: "the security team may check roles too",
+            who: "security",
+            action: Action::Check,
+            role: "prod",
+            allowed: true,
+            permitted: &["platform-check-roles"],
+            ..BASE
+        },
+        Case {
+            name: "a developer may not check roles",
+            action: Action::Check,
+            role: "prod",
+            ..BASE
+        },
+        Case {
+            name: "an sre may not check roles",
+            who: "sre",
+            action: Action::Check,
+            role: "prod",
+            ..BASE
+        },
     ];
     for case in &cases {
         check(&engine, case, &user(case.who), &example_role(case.role));
@@ -556,7 +589,7 @@ fn example_policies_decide_as_documented() {
 fn example_policies_load_with_ids_and_descriptions() {
     let engine = examples();
     assert_eq!(engine.file_count(), 5);
-    assert_eq!(engine.policy_count(), 19);
+    assert_eq!(engine.policy_count(), 20);
     assert!(engine.warnings().is_empty(), "{:?}", engine.warnings());
     let policies = engine.policies();
     // Load order: files sorted by name, then position in the file.
@@ -1397,7 +1430,7 @@ fn clones_share_one_loaded_set() {
     assert!(std::ptr::eq(a.policy_set(), b.policy_set()));
     assert_eq!(
         format!("{a:?}"),
-        "PolicyEngine { policies: 19, files: 5, .. }"
+        "PolicyEngine { policies: 20, files: 5, .. }"
     );
 }
 

@@ -540,6 +540,51 @@ pub fn check_audit_bytes(bytes: &[u8]) {
     }
 }
 
+/// The sliced engine's decision against Cedar's own `is_authorized` over
+/// the whole, unsliced policy set with the same request and entities: the
+/// same answer, except that the engine denies when any `forbid` errored
+/// (Cedar skips a policy that errors, which would let a broken forbid
+/// allow). On an allow, the permitting policies are exactly Cedar's.
+pub fn check_against_raw_cedar(
+    engine: &PolicyEngine,
+    q: &Query<'_>,
+    d: &tollgate::policy::Decision,
+) {
+    let Ok((request, entities)) = engine.cedar_inputs(q) else {
+        assert!(!d.allowed, "input Cedar cannot take was allowed");
+        return;
+    };
+    let raw =
+        cedar_policy::Authorizer::new().is_authorized(&request, engine.policy_set(), &entities);
+    let forbid_errored = raw.diagnostics().errors().any(|e| {
+        let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+        engine
+            .policy_set()
+            .policy(e.policy_id())
+            .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
+    });
+    let expected = raw.decision() == cedar_policy::Decision::Allow && !forbid_errored;
+    assert_eq!(
+        d.allowed,
+        expected,
+        "the engine decided {} for `{}`, raw Cedar {:?} (forbid errored: {forbid_errored})",
+        d.allowed,
+        q.action,
+        raw.decision()
+    );
+    if d.allowed {
+        let mut cedar: Vec<String> = raw
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        cedar.sort();
+        let mut ours: Vec<String> = d.permitted_by.iter().map(|p| p.id.clone()).collect();
+        ours.sort();
+        assert_eq!(ours, cedar, "permitting policies of `{}`", q.action);
+    }
+}
+
 /// Policy text from anywhere loads or is refused with located, one-line
 /// problems; it never panics, and a loaded set decides without panicking,
 /// denying unless some policy permits and none forbids.
@@ -575,10 +620,7 @@ pub fn check_policy_sources(sources: &[(&str, &str)]) {
                     },
                 };
                 let d = engine.decide(&q);
-                assert_eq!(
-                    d.allowed,
-                    !d.permitted_by.is_empty() && d.forbidden_by.is_empty()
-                );
+                check_against_raw_cedar(&engine, &q, &d);
                 let _ = d.explain();
                 let _ = d.to_json();
             }

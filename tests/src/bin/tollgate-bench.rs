@@ -47,7 +47,6 @@ use tollgate::api::state::{AppState, RouteSet, StateOptions};
 use tollgate::audit::log::AuditLog;
 use tollgate::aws::Store;
 use tollgate::aws::testing::{Emulator, new_request, unique_name};
-use tollgate::config::Config;
 use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
 use tollgate_tests::aws_proxy::{AwsProxy, OpStats, total};
 use tollgate_tests::broker::{ALICE, Auth, BOB, Broker, BrokerOptions, program_dir, role_arn};
@@ -375,7 +374,7 @@ async fn sweep(emulator: &Emulator, count: usize) {
     println!("\n## Expiry sweep of {count} due grants (in-process, tollgate::api::sweep::sweep)");
     let clients = emulator.clients().await;
     let table = unique_name("bench-sweep");
-    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
         .await
         .expect("provision");
     let store = Store::new(clients.dynamodb.clone(), table.clone(), 86_400);
@@ -410,10 +409,7 @@ async fn sweep(emulator: &Emulator, count: usize) {
     let state = AppState::build(
         &sdk,
         StateOptions {
-            config: Config {
-                table: table.clone(),
-                ..Config::default()
-            },
+            config: tollgate::aws::testing::local_config(&table),
             routes: RouteSet::Expiry,
             auth: Authenticator::ApiGateway,
             settings: Settings::default(),
@@ -498,7 +494,7 @@ async fn functions(emulator: &Emulator, args: &Args) {
     );
     let clients = emulator.clients().await;
     let table = unique_name("bench-fn");
-    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &table)
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
         .await
         .expect("provision");
     let env: Vec<(String, String)> = [
@@ -508,10 +504,19 @@ async fn functions(emulator: &Emulator, args: &Args) {
         ("AWS_SESSION_TOKEN", "testing"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("TOLLGATE_TABLE", table.as_str()),
+        (
+            "TOLLGATE_BROKER_ACCOUNT",
+            tollgate::aws::LOCAL_BROKER_ACCOUNT,
+        ),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(
+        tollgate::aws::local_environment()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .chain([(
         "TOLLGATE_POLICY_DIR".to_owned(),
         tollgate::aws::testing::repo_root()

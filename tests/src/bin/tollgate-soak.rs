@@ -204,7 +204,7 @@ impl OwnEmulator {
 }
 
 async fn provision(clients: &Clients, table: &str) {
-    tollgate::aws::provision(&clients.dynamodb, &clients.iam, table)
+    tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, table)
         .await
         .unwrap_or_else(|e| panic!("provisioning {table}: {e}"));
 }

@@ -374,3 +374,30 @@ fn an_hs256_token_is_refused_when_only_public_keys_are_configured() {
     );
     unauthenticated(f.verifier.verify(&token));
 }
+
+#[tokio::test]
+async fn the_development_clock_is_refused_without_the_development_secret() {
+    let f = jwks_fixture();
+    let clock = f._dir.path().join("clock-offset");
+    std::fs::write(&clock, "3600").unwrap();
+    let options = |dev_secret: Option<&str>| crate::api::local::LocalOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        config: Config::default(),
+        sweep_interval: std::time::Duration::from_secs(5),
+        verifier: VerifierSettings {
+            dev_secret: dev_secret.map(SecretString::from),
+            jwks_file: Some(f._dir.path().join("jwks.json")),
+            issuer: Some("https://idp.example.com/".into()),
+            audience: Some("tollgate-api".into()),
+        },
+        settings: Default::default(),
+        clock_offset_file: Some(clock.clone()),
+    };
+    let err = crate::api::local::LocalServer::bind(options(None))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TOLLGATE_DEV_SECRET"),
+        "refused for the clock, before anything else: {err}"
+    );
+}

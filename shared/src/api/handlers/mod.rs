@@ -47,6 +47,7 @@ pub mod health;
 pub mod requests;
 pub mod reviews;
 pub mod revocations;
+pub mod roles;
 
 use super::{AppState, Caller};
 use crate::BrokerError;

@@ -121,6 +121,7 @@ pub async fn create(
                 .and_then(|s| IdempotencyKey::parse(s).map_err(BrokerError::from))
         })
         .transpose()?;
+    state.accounts.check(&input.role_arn)?;
     let role = state
         .roles
         .describe(&input.role_arn)
