@@ -157,18 +157,9 @@ pub struct RequestArgs {
     /// Wait for a decision (progress on stderr when it is a terminal)
     #[arg(long, short = 'w')]
     pub wait: bool,
-    /// How long to wait before giving up (exit 8)
-    #[arg(long, default_value = "15m", value_name = "DURATION")]
-    pub timeout: String,
-    /// Once active, print credentials (waits for approval like --wait)
-    #[arg(long)]
-    pub credentials: bool,
-    /// Format for --credentials
-    #[arg(long, value_enum, requires = "credentials")]
-    pub format: Option<CredentialFormat>,
-    /// Do not cache the credentials printed by --credentials
-    #[arg(long, requires = "credentials")]
-    pub no_cache: bool,
+    /// How long to wait, and what to print once active.
+    #[command(flatten)]
+    pub then: WaitOptions,
 }
 
 /// `tollgate wait`.
@@ -177,10 +168,19 @@ pub struct WaitArgs {
     /// The pending request
     #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
     pub id: RequestId,
+    /// How long to wait, and what to print once active.
+    #[command(flatten)]
+    pub then: WaitOptions,
+}
+
+/// Waiting for a decision, for `request` and `wait`.
+#[derive(Debug, Args)]
+pub struct WaitOptions {
     /// How long to wait before giving up (exit 8)
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub timeout: String,
-    /// Once active, print credentials instead of the request
+    /// Once active, print credentials instead of the request (waits for
+    /// approval)
     #[arg(long)]
     pub credentials: bool,
     /// Format for --credentials

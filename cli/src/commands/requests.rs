@@ -84,8 +84,8 @@ pub async fn request(
         .as_deref()
         .map(IdempotencyKey::parse)
         .transpose()?;
-    let waiting = (args.wait || args.credentials)
-        .then(|| wait_timeout(&args.timeout))
+    let waiting = (args.wait || args.then.credentials)
+        .then(|| wait_timeout(&args.then.timeout))
         .transpose()?;
     let format = ctx.output();
     let (client, token) = ctx.client().await?;
@@ -124,25 +124,33 @@ pub async fn request(
         }
         return Ok(());
     };
-    let credentials = args.credentials.then_some(super::credentials::MintOptions {
-        format: args.format.unwrap_or(default_credential_format(format)),
-        no_cache: args.no_cache,
-    });
+    let credentials = mint_options(&args.then, format);
     await_decision(ctx, &client, &token, answer, timeout, credentials, out).await
 }
 
 /// `tollgate wait`: waits for a decision on a request, then prints it (or
 /// credentials), exactly as `request --wait` does.
 pub async fn wait(ctx: &mut Ctx<'_>, args: &WaitArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let timeout = wait_timeout(&args.timeout)?;
+    let timeout = wait_timeout(&args.then.timeout)?;
     let format = ctx.output();
     let (client, token) = ctx.client().await?;
     let answer = client.get(args.id).await?;
-    let credentials = args.credentials.then_some(super::credentials::MintOptions {
-        format: args.format.unwrap_or(default_credential_format(format)),
-        no_cache: args.no_cache,
-    });
+    let credentials = mint_options(&args.then, format);
     await_decision(ctx, &client, &token, answer, timeout, credentials, out).await
+}
+
+/// How to print credentials once active, when asked for them.
+fn mint_options(
+    then: &crate::args::WaitOptions,
+    format: OutputFormat,
+) -> Option<super::credentials::MintOptions> {
+    then.credentials.then(|| super::credentials::MintOptions {
+        format: then.format.unwrap_or(match format {
+            OutputFormat::Json => crate::args::CredentialFormat::Json,
+            OutputFormat::Table => crate::args::CredentialFormat::Env,
+        }),
+        no_cache: then.no_cache,
+    })
 }
 
 /// What to tell the requester of a pending request.
@@ -156,13 +164,6 @@ pub fn pending_hint(id: RequestId) -> String {
 fn wait_timeout(input: &str) -> Result<std::time::Duration, CliError> {
     let secs = crate::args::duration_with_unit("--timeout", input)?;
     Ok(std::time::Duration::from_secs(secs))
-}
-
-fn default_credential_format(format: OutputFormat) -> crate::args::CredentialFormat {
-    match format {
-        OutputFormat::Json => crate::args::CredentialFormat::Json,
-        OutputFormat::Table => crate::args::CredentialFormat::Env,
-    }
 }
 
 /// Waits while `answer` (the broker's request) is pending, then prints the
