@@ -2,20 +2,17 @@
 //! ceiling, the role's `tollgate:max-duration` tag, or a policy.
 //!
 //! Policies are probed, not parsed: the same query is decided again with
-//! only `duration_seconds` changed, on a 15-minute grid below the hard
-//! limit, then to the second between the last allowed and the first denied
-//! grid point. About 60 decisions at most, each in memory. The probes are
-//! hypothetical questions, not decisions about a request, so they are not
-//! logged. A policy set that allows some durations and forbids longer and
-//! shorter ones alike is answered with the longest allowed grid point's
-//! neighbourhood; the grid is fine enough for policies written in minutes.
+//! only `duration_seconds` changed, bisecting to the second between an
+//! allowed duration (the one asked, else the shortest grant) and the hard
+//! limit: about 20 decisions, each in memory. Where the allowed durations
+//! are one range from the shortest up (every "at most N" rule), that is the
+//! exact longest grant; with stranger sets it is still a duration the
+//! policies allow, right below one they do not. The probes are hypothetical
+//! questions, not decisions about a request, so they are not logged.
 
 use super::{Decision, PolicyEngine, Query};
 use crate::domain::{MIN_DURATION_SECONDS, RoleInfo, ValidationError, format_seconds};
 use serde_json::{Value, json};
-
-/// Grid step of the coarse search, seconds.
-const STEP: u32 = 900;
 
 /// What sets the longest grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +90,7 @@ impl DurationLimit {
 
 /// The longest duration up to `hard` at which the policies allow `q` with
 /// everything else unchanged, and what stops it there; `None` when they
-/// allow it at no duration at all.
+/// allow neither the duration `q` asks nor the shortest grant.
 pub fn longest_allowed(
     engine: &PolicyEngine,
     q: &Query<'_>,
@@ -110,25 +107,16 @@ pub fn longest_allowed(
     if decide(hard.seconds).allowed {
         return Some(hard.clone());
     }
-    // Largest allowed grid point below the hard limit; `hi` stays denied.
-    let mut hi = hard.seconds;
-    let mut lo = None;
-    let mut point = (hard.seconds - 1) / STEP * STEP;
-    while point >= STEP {
-        if decide(point).allowed {
-            lo = Some(point);
-            break;
-        }
-        hi = point;
-        point -= STEP;
-    }
-    let mut lo = match lo {
-        Some(lo) => lo,
-        None if hi > MIN_DURATION_SECONDS && decide(MIN_DURATION_SECONDS).allowed => {
-            MIN_DURATION_SECONDS
-        }
-        None => return None,
+    let asked = q.context.duration_seconds;
+    let mut lo = if (MIN_DURATION_SECONDS..hard.seconds).contains(&asked) && decide(asked).allowed {
+        asked
+    } else if decide(MIN_DURATION_SECONDS).allowed {
+        MIN_DURATION_SECONDS
+    } else {
+        return None;
     };
+    // INVARIANT: `lo` is allowed and `hi` is not.
+    let mut hi = hard.seconds;
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if decide(mid).allowed {
@@ -309,12 +297,19 @@ mod tests {
         let engine = engine(
             r#"@id("staging-fifty-minutes")
 forbid (principal, action == Tollgate::Action::"request", resource)
-when { resource.hasTag("environment") && resource.getTag("environment") == "staging" && context.duration_seconds > 3000 };"#,
+when { resource.hasTag("environment") && resource.getTag("environment") == "staging" && context.duration_seconds > 3000 };
+@id("staging-at-least-half-an-hour")
+forbid (principal, action == Tollgate::Action::"request", resource)
+when { resource.hasTag("environment") && resource.getTag("environment") == "staging" && context.duration_seconds < 1800 };"#,
         );
         let who = alice();
         let staging = role("StagingDeveloper", &[("environment", "staging")]);
         let hard = DurationLimit::hard(&staging, 43_200).unwrap();
-        let limit = longest_allowed(&engine, &query(&who, &staging, None), &hard).unwrap();
+        // The shortest grant is forbidden too: the search starts from the
+        // duration asked, which is allowed.
+        let mut q = query(&who, &staging, None);
+        q.context.duration_seconds = 2400;
+        let limit = longest_allowed(&engine, &q, &hard).unwrap();
         assert_eq!(
             limit,
             DurationLimit {

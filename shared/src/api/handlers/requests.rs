@@ -151,7 +151,8 @@ pub async fn create(
     };
     // The longest grant policies allow for this request as asked (`None`:
     // none at all), and what sets it.
-    let limit = || longest_allowed(&state.policy, &ask(Action::Request, hard.seconds), &hard);
+    let asked = u32::try_from(input.duration_seconds).unwrap_or(u32::MAX);
+    let limit = || longest_allowed(&state.policy, &ask(Action::Request, asked), &hard);
     if input.duration_seconds > u64::from(hard.seconds) {
         let tightest = limit().unwrap_or_else(|| hard.clone());
         return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
