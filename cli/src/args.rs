@@ -26,7 +26,7 @@ line would show in `ps` and in shell history.
 
 Use with the AWS CLI and SDKs, in ~/.aws/config:
   [profile prod-ops]
-  credential_process = tollgate credentials --role arn:aws:iam::123456789012:role/tollgate/ProductionOperator --format credential-process";
+  credential_process = tollgate credentials --role arn:aws:iam::444455556666:role/tollgate/ProductionOperator --format credential-process";
 
 /// Just-in-time AWS access: ask for a role for a while, get it approved,
 /// use it.
