@@ -46,6 +46,25 @@ pub struct Config {
     /// `TOLLGATE_MANAGED_ROLE_PATH`: the IAM path brokered roles live under
     /// (default `/tollgate/`; the IaC scopes every permission to it).
     pub managed_role_path: String,
+    /// The web console's sign-in and links (`TOLLGATE_CONSOLE_*`, `TOLLGATE_PUBLIC_URL`).
+    pub console: ConsoleSettings,
+}
+
+/// How the web console signs people in and where it is reachable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// `TOLLGATE_PUBLIC_URL`: the broker's address as people reach it
+    /// (`https://tollgate.example.com`), for links in notifications.
+    pub public_url: Option<String>,
+    /// `TOLLGATE_CONSOLE_CLIENT_ID`: the OpenID Connect public client id.
+    pub client_id: Option<String>,
+    /// `TOLLGATE_CONSOLE_ISSUER` (default `TOLLGATE_JWT_ISSUER`): the OpenID
+    /// Connect issuer; its discovery document is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    /// `TOLLGATE_CONSOLE_CONNECT_ORIGINS`: further origins the console may
+    /// call besides its own and the issuer's (Cognito's token endpoint lives
+    /// on the user pool's domain), comma-separated.
+    pub connect_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -59,6 +78,7 @@ impl Default for Config {
             role_cache_seconds: 60,
             groups_claim: "groups".into(),
             tag_claims: vec!["department".into(), "clearance".into(), "location".into()],
+            console: ConsoleSettings::default(),
             target_accounts: Vec::new(),
             allow_broker_account: false,
             broker_account: None,
@@ -126,6 +146,7 @@ impl Config {
                     .map(String::from)
                     .collect()
             }),
+            console: ConsoleSettings::from_lookup(&get)?,
             target_accounts: match get("TOLLGATE_TARGET_ACCOUNTS") {
                 None => d.target_accounts,
                 Some(v) => account_list("TOLLGATE_TARGET_ACCOUNTS", &v)?,
@@ -166,6 +187,83 @@ impl Config {
     pub fn retention_seconds(&self) -> i64 {
         i64::from(self.retention_days) * 86_400
     }
+}
+
+impl ConsoleSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let public_url = non_empty("TOLLGATE_PUBLIC_URL")
+            .map(|v| web_url("TOLLGATE_PUBLIC_URL", &v).map(|u| u.trim_end_matches('/').to_owned()))
+            .transpose()?;
+        let issuer = match non_empty("TOLLGATE_CONSOLE_ISSUER") {
+            Some(v) => Some(web_url("TOLLGATE_CONSOLE_ISSUER", &v)?),
+            // The API's issuer is a URL when deployed; a local `tollgate-local` is not.
+            None => non_empty("TOLLGATE_JWT_ISSUER")
+                .filter(|v| web_url("TOLLGATE_JWT_ISSUER", v).is_ok()),
+        };
+        let client_id = non_empty("TOLLGATE_CONSOLE_CLIENT_ID")
+            .map(|v| {
+                if v.len() <= 256 && v.chars().all(|c| c.is_ascii_graphic() && c != '"') {
+                    Ok(v)
+                } else {
+                    Err(ConfigError {
+                        name: "TOLLGATE_CONSOLE_CLIENT_ID",
+                        message: "not a client id (printable ASCII without spaces or quotes, at most 256 characters)".into(),
+                    })
+                }
+            })
+            .transpose()?;
+        let connect_origins = non_empty("TOLLGATE_CONSOLE_CONNECT_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|o| web_origin("TOLLGATE_CONSOLE_CONNECT_ORIGINS", o))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            public_url,
+            client_id,
+            issuer,
+            connect_origins,
+        })
+    }
+}
+
+/// `https://...`, or `http://` to a loopback host (local development).
+fn web_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let bad = |message: &str| ConfigError {
+        name,
+        message: format!("`{value}` {message}"),
+    };
+    let url = reqwest::Url::parse(value).map_err(|_| bad("is not a URL"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(bad("must be https (http only to localhost)")),
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must not carry a query, fragment or user name"));
+    }
+    Ok(value.to_owned())
+}
+
+/// The origin (`scheme://host[:port]`) of a [`web_url`].
+pub(crate) fn web_origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let url = web_url(name, value)?;
+    reqwest::Url::parse(&url)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|_| ConfigError {
+            name,
+            message: format!("`{value}` is not a URL"),
+        })
 }
 
 /// A 12-digit AWS account id.
@@ -255,6 +353,56 @@ mod tests {
         let env = HashMap::from([("TOLLGATE_MAX_DURATION", "12h")]);
         let err = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap_err();
         assert_eq!(err.name, "TOLLGATE_MAX_DURATION");
+    }
+
+    #[test]
+    fn console_urls_must_be_https_or_loopback_and_origins_are_normalised() {
+        let lookup = |pairs: &[(&'static str, &'static str)]| {
+            let env: HashMap<&str, &str> = pairs.iter().copied().collect();
+            Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+        };
+        let c = lookup(&[
+            ("TOLLGATE_PUBLIC_URL", "https://tollgate.example.com/"),
+            (
+                "TOLLGATE_JWT_ISSUER",
+                "https://example.okta.com/oauth2/default",
+            ),
+            ("TOLLGATE_CONSOLE_CLIENT_ID", "0oa1b2c3"),
+            (
+                "TOLLGATE_CONSOLE_CONNECT_ORIGINS",
+                "https://tollgate.auth.eu-west-1.amazoncognito.com/oauth2/token",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.console.public_url.as_deref(),
+            Some("https://tollgate.example.com")
+        );
+        assert_eq!(
+            c.console.issuer.as_deref(),
+            Some("https://example.okta.com/oauth2/default")
+        );
+        assert_eq!(
+            c.console.connect_origins,
+            vec!["https://tollgate.auth.eu-west-1.amazoncognito.com"]
+        );
+        // A local, non-URL API issuer is not a console issuer.
+        let c = lookup(&[("TOLLGATE_JWT_ISSUER", "tollgate-local")]).unwrap();
+        assert_eq!(c.console.issuer, None);
+        for (name, value) in [
+            ("TOLLGATE_PUBLIC_URL", "http://tollgate.example.com"),
+            ("TOLLGATE_PUBLIC_URL", "https://x.example.com/?a=b"),
+            ("TOLLGATE_CONSOLE_ISSUER", "ftp://idp.example.com"),
+            ("TOLLGATE_CONSOLE_CLIENT_ID", "has space"),
+            (
+                "TOLLGATE_CONSOLE_CONNECT_ORIGINS",
+                "https://ok.example.com,'unsafe-inline'",
+            ),
+        ] {
+            let err = lookup(&[(name, value)]).unwrap_err();
+            assert_eq!(err.name, name, "{value}");
+        }
+        assert!(lookup(&[("TOLLGATE_PUBLIC_URL", "http://127.0.0.1:8080")]).is_ok());
     }
 
     #[test]

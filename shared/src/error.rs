@@ -15,6 +15,15 @@ pub enum BrokerError {
         /// For people.
         message: String,
     },
+    /// One field of the input is invalid: 400 `invalid_input`, naming the
+    /// field (as the API names it) so a form can point at it.
+    #[error("{message}")]
+    InvalidField {
+        /// The field, e.g. `duration_seconds`.
+        field: &'static str,
+        /// For people.
+        message: String,
+    },
     /// No or bad token: 401.
     #[error("{0}")]
     Unauthenticated(String),
@@ -88,6 +97,7 @@ impl BrokerError {
             Self::InvalidInput { code, .. }
             | Self::Denied { code, .. }
             | Self::Conflict { code, .. } => code,
+            Self::InvalidField { .. } => "invalid_input",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -100,7 +110,7 @@ impl BrokerError {
     /// The HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidInput { .. } => 400,
+            Self::InvalidInput { .. } | Self::InvalidField { .. } => 400,
             Self::Unauthenticated(_) => 401,
             Self::Denied { .. } => 403,
             Self::NotFound(_) => 404,
@@ -115,8 +125,8 @@ impl BrokerError {
 
 impl From<ValidationError> for BrokerError {
     fn from(e: ValidationError) -> Self {
-        Self::InvalidInput {
-            code: "invalid_input",
+        Self::InvalidField {
+            field: e.field,
             message: e.message,
         }
     }

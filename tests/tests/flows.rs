@@ -688,6 +688,11 @@ async fn webhooks_announce_pending_requests_and_decisions_signed_and_a_dead_webh
         let v: Value = serde_json::from_slice(body).unwrap();
         assert!(v["text"].as_str().unwrap().contains("alice"));
         assert_eq!(v["tollgate"]["request_id"], id.as_str());
+        // The deep link into the web console, on this server by default.
+        assert_eq!(
+            v["tollgate"]["link"],
+            format!("{}/ui/requests/{id}", b.url).as_str()
+        );
     }
     assert!(
         !b.stderr().contains("SECRETPATH"),

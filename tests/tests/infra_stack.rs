@@ -578,7 +578,8 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
 }
 
 #[test]
-fn api_routes_are_exactly_those_of_the_design_and_only_health_skips_the_authorizer() {
+fn api_routes_are_exactly_those_of_the_design_and_only_health_and_the_console_skip_the_authorizer()
+{
     let d = deployment();
     let api = &d.broker["translated"]["Resources"]["HttpApi"];
     assert_eq!(api["Type"], "AWS::ApiGatewayV2::Api");
@@ -642,6 +643,11 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_skips_the_authoriz
             expect("RevocationsFunction", "Jwt"),
         ),
         ("GET /health".to_owned(), expect("RequestsFunction", "NONE")),
+        ("GET /ui".to_owned(), expect("RequestsFunction", "NONE")),
+        (
+            "GET /ui/{proxy+}".to_owned(),
+            expect("RequestsFunction", "NONE"),
+        ),
     ]);
     assert_eq!(routes, want);
 

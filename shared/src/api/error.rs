@@ -22,7 +22,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     /// The JSON body for this error: `{"error": {"code", "message"}}`, plus
-    /// the policy explanation on a `policy_denied` refusal.
+    /// `field` when one input field is at fault and the policy explanation
+    /// on a `policy_denied` refusal.
     pub fn body(&self) -> serde_json::Value {
         let e = &self.0;
         let message = match e {
@@ -31,6 +32,9 @@ impl ApiError {
             other => other.to_string(),
         };
         let mut error = json!({ "code": e.code(), "message": message });
+        if let BrokerError::InvalidField { field, .. } = e {
+            error["field"] = json!(field);
+        }
         if let BrokerError::Denied {
             explanation: Some(explanation),
             ..

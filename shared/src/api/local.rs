@@ -9,12 +9,20 @@
 //! seconds that is added to the clock for every decision, window and sweep.
 //! It is honoured only when `TOLLGATE_DEV_SECRET` is configured, and is
 //! meant for demos and end-to-end tests of expiry and lapse.
+//!
+//! The web console is served under `/ui`. With a development secret and no
+//! `TOLLGATE_CONSOLE_CLIENT_ID`, the console signs in through the
+//! development OpenID provider ([`super::dev_oidc`]), which exists only
+//! then. Links in notifications point at this server unless
+//! `TOLLGATE_PUBLIC_URL` says otherwise.
 
-use super::auth::VerifierSettings;
+use super::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, VerifierSettings};
 use super::clock::Clock;
+use super::dev_oidc::{DISCOVERY_PATH, DevProvider};
 use super::settings::Settings;
 use super::state::{AppState, RouteSet, StartupError, StateOptions};
 use super::sweep::sweep;
+use super::web::{SignIn, WebConsole};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use std::future::Future;
@@ -98,6 +106,7 @@ pub struct LocalServer {
     listener: tokio::net::TcpListener,
     state: AppState,
     sweep_interval: Duration,
+    dev_sign_in: Option<DevProvider>,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -111,7 +120,7 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Loads everything and binds the listener; nothing is served yet. An
     /// invalid policy set, a missing key or a busy port fails here.
-    pub async fn bind(options: LocalOptions) -> Result<Self, StartupError> {
+    pub async fn bind(mut options: LocalOptions) -> Result<Self, StartupError> {
         let auth = AppState::local_authenticator(&options.verifier)?;
         let clock = match options.clock_offset_file {
             Some(path) if options.verifier.dev_secret.is_some() => {
@@ -126,10 +135,19 @@ impl LocalServer {
             }
             None => Clock::system(),
         };
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(|e| StartupError::Other(format!("cannot listen on {}: {e}", options.addr)))?;
+        let bound = listener.local_addr().ok();
+        if options.config.console.public_url.is_none()
+            && let Some(addr) = bound.filter(|a| a.ip().is_loopback())
+        {
+            options.config.console.public_url = Some(format!("http://{addr}"));
+        }
         let sdk = crate::aws::load_sdk_config().await;
         let mut config = options.config;
         AppState::resolve_broker_account(&sdk, &mut config).await?;
-        let state = AppState::build(
+        let mut state = AppState::build(
             &sdk,
             StateOptions {
                 config,
@@ -143,13 +161,40 @@ impl LocalServer {
         if state.policy.policy_count() == 0 {
             tracing::warn!("no policies loaded: every request will be denied");
         }
-        let listener = tokio::net::TcpListener::bind(options.addr)
-            .await
-            .map_err(|e| StartupError::Other(format!("cannot listen on {}: {e}", options.addr)))?;
+        // INVARIANT: the development sign-in exists only with a development secret.
+        let dev_sign_in = options.verifier.dev_secret.clone().map(|secret| {
+            DevProvider::new(
+                secret,
+                options
+                    .verifier
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+                options
+                    .verifier
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+            )
+        });
+        if let Some(dev) = &dev_sign_in
+            && state.config.console.client_id.is_none()
+        {
+            tracing::warn!("the web console signs in through the development OpenID provider");
+            state.web = WebConsole::new(
+                &SignIn::Oidc {
+                    issuer: dev.issuer().to_owned(),
+                    client_id: dev.client_id().to_owned(),
+                    discovery: DISCOVERY_PATH.to_owned(),
+                },
+                &state.config.console.connect_origins,
+            );
+        }
         Ok(Self {
             listener,
             state,
             sweep_interval: options.sweep_interval,
+            dev_sign_in,
         })
     }
 
@@ -169,8 +214,11 @@ impl LocalServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let sweeper = tokio::spawn(sweep_forever(self.state.clone(), self.sweep_interval));
-        let app = super::router(self.state, RouteSet::All)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut app = super::router(self.state, RouteSet::All);
+        if let Some(dev) = &self.dev_sign_in {
+            app = app.merge(dev.router());
+        }
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(addr = ?self.listener.local_addr().ok(), "tollgate is serving");
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

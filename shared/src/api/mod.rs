@@ -10,11 +10,15 @@
 //! - [`notify`]: signed webhooks; [`settings`]: the secret settings.
 //! - [`sweep`]: expiry and lapse; [`local`]: `tollgate serve`; [`lambda`]:
 //!   what the function binaries share.
+//! - [`web`]: the web console's files under `/ui`; [`dev_oidc`]: the
+//!   development sign-in that only `tollgate serve` with a development
+//!   secret mounts.
 
 pub mod auth;
 pub mod caller;
 pub mod clock;
 pub(crate) mod crypto;
+pub mod dev_oidc;
 pub mod error;
 pub mod handlers;
 pub mod input;
@@ -26,6 +30,7 @@ pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod sweep;
+pub mod web;
 
 pub use caller::Caller;
 pub use error::{ApiError, ApiResult};

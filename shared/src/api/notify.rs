@@ -2,7 +2,10 @@
 //! Slack-compatible JSON message (`text`, `attachments[].fields`, and a
 //! machine-readable `tollgate` object) is POSTed to each configured URL,
 //! signed with `X-Tollgate-Signature: v1=<hex HMAC-SHA256 of
-//! "<timestamp>.<body>">` and `X-Tollgate-Timestamp`.
+//! "<timestamp>.<body>">` and `X-Tollgate-Timestamp`. Each message links to
+//! the request's page in the web console: `tollgate.link_path` is always
+//! `/ui/requests/<id>`; with the public URL configured (`TOLLGATE_PUBLIC_URL`)
+//! `tollgate.link` is the full address and the text ends with a Slack link.
 //!
 //! All webhooks are sent concurrently within a short total budget (2 s)
 //! before the handler returns: Lambda freezes the process after the
@@ -73,15 +76,23 @@ pub fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The Slack-compatible message for a notice.
-pub fn message(notice: &Notice<'_>) -> Value {
+/// The console page of request `id`, on this server.
+pub fn link_path(id: &crate::domain::RequestId) -> String {
+    format!("/ui/requests/{id}")
+}
+
+/// The Slack-compatible message for a notice, linking to the console under
+/// `base` (the public URL, without a trailing slash) when given.
+pub fn message(notice: &Notice<'_>, base: Option<&str>) -> Value {
     let r = notice.request();
     let who = slack_escape(r.requester_id().as_str());
     let role = slack_escape(r.role_arn.name());
     let approvals = format!("{}/{}", r.approvals.len(), r.approvals_required);
     let by = notice.actor().map(|a| slack_escape(&a.to_string()));
     let by_name = by.clone().unwrap_or_default();
-    let text = match notice {
+    let path = link_path(&r.id);
+    let link = base.map(|b| format!("{b}{path}"));
+    let mut text = match notice {
         Notice::Pending(_) => format!(
             "{who} asks for {role} for {}: needs {} approval(s)",
             r.duration, r.approvals_required
@@ -104,6 +115,10 @@ pub fn message(notice: &Notice<'_>) -> Value {
         Notice::Denied(..) => format!("{by_name} denied {who}'s request for {role}"),
         Notice::Revoked(..) => format!("{by_name} revoked {who}'s access to {role}"),
     };
+    if let Some(link) = &link {
+        // Slack's link syntax; the URL is ours and the id a ULID, so nothing to escape.
+        text.push_str(&format!(" <{link}|Open in Tollgate>"));
+    }
     let mut fields = vec![
         field("Request", &r.id.to_string(), true),
         field("Status", r.status.as_str(), true),
@@ -144,6 +159,8 @@ pub fn message(notice: &Notice<'_>) -> Value {
             "approvals_required": r.approvals_required,
             "window_end": r.window_end,
             "digest": r.digest,
+            "link_path": path,
+            "link": link,
         },
     })
 }
@@ -195,6 +212,7 @@ struct Inner {
     urls: Vec<(reqwest::Url, String)>,
     secret: Option<SecretString>,
     budget: Duration,
+    link_base: Option<String>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -250,8 +268,18 @@ impl Notifier {
                 urls: parsed,
                 secret,
                 budget,
+                link_base: None,
             })),
         })
+    }
+
+    /// Links messages to the console under `base` (the public URL).
+    #[must_use]
+    pub fn with_links(mut self, base: Option<String>) -> Self {
+        if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
+            inner.link_base = base.map(|b| b.trim_end_matches('/').to_owned());
+        }
+        self
     }
 
     /// Whether any webhook is configured.
@@ -265,7 +293,7 @@ impl Notifier {
         let Some(inner) = &self.inner else {
             return NotifyReport::default();
         };
-        let body = bytes::Bytes::from(message(&notice).to_string());
+        let body = bytes::Bytes::from(message(&notice, inner.link_base.as_deref()).to_string());
         let timestamp = crate::domain::Timestamp::now().unix();
         let signature = inner
             .secret

@@ -3,6 +3,7 @@
 //! JSON error shape as everything else.
 
 use super::handlers::{credentials, health, requests, reviews, revocations, roles};
+use super::web;
 use super::{AppState, RouteSet};
 use crate::audit::metrics;
 use axum::Router;
@@ -24,7 +25,8 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
             .route("/requests/{id}/cancel", post(requests::cancel))
-            .route("/roles/check", post(roles::check));
+            .route("/roles/check", post(roles::check))
+            .merge(web::router());
     }
     if all || set == RouteSet::Reviews {
         r = r
@@ -69,6 +71,7 @@ fn route_template(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["", "health"] => "/health".into(),
+        ["", "ui", ..] => "/ui".into(),
         ["", "requests"] => "/requests".into(),
         ["", "roles", "check"] => "/roles/check".into(),
         ["", "requests", _] => "/requests/{id}".into(),
@@ -120,6 +123,7 @@ mod tests {
             ("/requests/x/../../etc", "unmatched"),
             ("/requests/x/steal", "unmatched"),
             ("/whatever", "unmatched"),
+            ("/ui/requests/01J00000000000000000000000", "/ui"),
         ];
         for (path, want) in cases {
             assert_eq!(route_template(path), want, "{path}");

@@ -12,6 +12,7 @@ use super::clock::Clock;
 use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
 use super::pagination::PageSealer;
 use super::settings::{Settings, SettingsError};
+use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
 use crate::aws::{AccountSettings, Accounts, Issuer, Revoker, RoleDirectory, Store};
 use crate::config::{Config, ConfigError};
@@ -25,7 +26,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
-    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`.
+    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`, and the
+    /// web console (`/ui`).
     Requests,
     /// `POST /requests/{id}/approve` and `/deny`.
     Reviews,
@@ -85,6 +87,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// EMF metrics.
     pub metrics: Metrics,
+    /// The web console under `/ui`.
+    pub web: WebConsole,
 }
 
 impl std::fmt::Debug for AppState {
@@ -206,8 +210,10 @@ impl AppState {
             &settings.webhook_urls,
             settings.webhook_signing_secret.clone(),
             DEFAULT_BUDGET,
-        )?;
+        )?
+        .with_links(config.console.public_url.clone());
         let metrics = Metrics::new(audit.sink());
+        let web = WebConsole::from_settings(&config.console);
         Ok(Self {
             config: Arc::new(config),
             store,
@@ -222,6 +228,7 @@ impl AppState {
             clock,
             audit,
             metrics,
+            web,
         })
     }
 

@@ -19,9 +19,14 @@ use tower::ServiceExt;
 
 const SECRET: &str = "router-test-development-secret";
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    state: AppState,
+    pub(crate) state: AppState,
+}
+
+/// A state with a development secret and no AWS behind it.
+pub(crate) fn local_state() -> Fixture {
+    fixture(local())
 }
 
 /// A state over an offline SDK configuration: any AWS call would fail, so a
@@ -148,6 +153,18 @@ async fn each_function_mounts_only_its_own_routes() {
             RouteSet::Reviews,
             "POST",
             "/requests".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            RouteSet::Reviews,
+            "GET",
+            "/ui/".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            RouteSet::Requests,
+            "GET",
+            "/dev-oidc/.well-known/openid-configuration".to_owned(),
             StatusCode::NOT_FOUND,
         ),
         (

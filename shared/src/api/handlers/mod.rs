@@ -19,7 +19,15 @@
 //!   `credentials_issued`, `chain_head`), with `status` as of now (a pending
 //!   request past its deadline reads `lapsed`, an active grant past its
 //!   window `expired`); `GET /requests/{id}` adds `events` (the hash chain,
-//!   verifiable with `audit::chain::verify(events, chain_head, version)`);
+//!   verifiable with `audit::chain::verify(events, chain_head, version)`),
+//!   `role` (`{arn, account, path, name, tags, max_session_seconds}` as IAM
+//!   describes the role now, `null` when it no longer can) and `review`
+//!   (`{allowed, code, message, decision}`: whether the caller may approve
+//!   or deny it now; when not, `code` says why: `self_review`,
+//!   `not_pending`, `already_approved` or `policy_denied`; `decision` is the
+//!   caller's `approve` decision with its explanation, when policies were
+//!   asked), so a page can show everything the digest covers and what
+//!   policy says before anyone decides;
 //! - `POST /requests`: 201 and the request (`Location` header; a replayed
 //!   `Idempotency-Key` answers 201 with the same request and
 //!   `Idempotent-Replayed: true`);
@@ -266,6 +274,69 @@ pub(crate) fn request_json(req: &AccessRequest, now: Timestamp) -> Value {
     let mut v = serde_json::to_value(req).unwrap_or(Value::Null);
     v["status"] = Value::String(req.effective_status(now).as_str().to_owned());
     v
+}
+
+/// A role as `GET /requests/{id}` shows it: where it lives and its tags.
+pub(crate) fn role_json(role: Option<&RoleInfo>) -> Value {
+    match role {
+        None => Value::Null,
+        Some(r) => serde_json::json!({
+            "arn": r.arn,
+            "account": r.arn.account(),
+            "path": r.arn.path(),
+            "name": r.arn.name(),
+            "tags": r.tags,
+            "max_session_seconds": r.max_session_seconds,
+        }),
+    }
+}
+
+/// Whether `caller` may approve or deny `req` now, and if not, why (see
+/// the module documentation). Not an action, so not a logged decision.
+pub(crate) fn review_json(
+    state: &AppState,
+    caller: &Caller,
+    req: &AccessRequest,
+    role: Option<&RoleInfo>,
+    now: Timestamp,
+) -> Value {
+    use crate::domain::{Refusal, Status};
+    let refused = |r: Refusal| serde_json::json!({ "allowed": false, "code": r.code(), "message": r.to_string() });
+    if is_requester(&caller.identity, req) {
+        return refused(Refusal::SelfReview);
+    }
+    let status = req.effective_status(now);
+    if status != Status::Pending {
+        return refused(Refusal::NotPending(status));
+    }
+    if req
+        .approvals
+        .iter()
+        .any(|a| a.approver == caller.identity.sub)
+    {
+        return refused(Refusal::AlreadyApproved);
+    }
+    let Some(role) = role else {
+        return refused(Refusal::NotPermitted);
+    };
+    let decision = state
+        .policy
+        .decide(&query(caller, Action::Approve, role, req, now));
+    let (code, message) = if decision.allowed {
+        (Value::Null, Value::Null)
+    } else {
+        let denied = policy_denied(&decision);
+        (
+            Value::String(denied.code().to_owned()),
+            Value::String(denied.to_string()),
+        )
+    };
+    serde_json::json!({
+        "allowed": decision.allowed,
+        "code": code,
+        "message": message,
+        "decision": explanation(&decision),
+    })
 }
 
 /// A request with its audit events.

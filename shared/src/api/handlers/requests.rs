@@ -2,7 +2,8 @@
 
 use super::{
     authorize_view, decide_logged, explanation, is_requester, load, parse_id, permitting,
-    policy_denied, request_json, request_with_events_json, text_field, transition,
+    policy_denied, request_json, request_with_events_json, review_json, role_json, text_field,
+    transition,
 };
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody, field_error, query_pairs};
@@ -544,8 +545,11 @@ pub async fn show(
         .get_with_events(id)
         .await?
         .ok_or_else(|| super::not_found(&raw_id))?;
-    authorize_view(&state, &caller, &req, now).await?;
-    Ok(Json(request_with_events_json(&req, &events, now)))
+    let role = authorize_view(&state, &caller, &req, now).await?;
+    let mut body = request_with_events_json(&req, &events, now);
+    body["role"] = role_json(role.as_ref());
+    body["review"] = review_json(&state, &caller, &req, role.as_ref(), now);
+    Ok(Json(body))
 }
 
 /// `POST /requests/{id}/cancel`: the requester withdraws a pending request.

@@ -198,3 +198,35 @@ async fn a_disabled_notifier_sends_nothing() {
         NotifyReport::default()
     );
 }
+
+#[tokio::test]
+async fn messages_link_to_the_request_page_in_the_console() {
+    let (url, seen) = receiver(StatusCode::OK, Duration::ZERO).await;
+    let n = Notifier::new(&[SecretString::from(url)], None, DEFAULT_BUDGET)
+        .unwrap()
+        .with_links(Some("https://tollgate.example.com/".into()));
+    let req = request("rotate certificates");
+    n.notify(Notice::Pending(&req)).await;
+    let body = seen.lock().unwrap()[0].1.clone();
+    let msg: Value = serde_json::from_slice(&body).unwrap();
+    let want = format!("https://tollgate.example.com/ui/requests/{}", req.id);
+    assert_eq!(msg["tollgate"]["link"], want.as_str());
+    assert_eq!(
+        msg["tollgate"]["link_path"],
+        format!("/ui/requests/{}", req.id)
+    );
+    assert!(
+        msg["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("<{want}|Open in Tollgate>"))
+    );
+    // Without a public URL: the path only, and no link in the text.
+    let msg = message(&Notice::Pending(&req), None);
+    assert_eq!(msg["tollgate"]["link"], Value::Null);
+    assert_eq!(
+        msg["tollgate"]["link_path"],
+        format!("/ui/requests/{}", req.id)
+    );
+    assert!(!msg["text"].as_str().unwrap().contains("Open in Tollgate"));
+}
