@@ -66,6 +66,19 @@ pub enum BrokerError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The change is recorded but a step that enforces it outside the table
+    /// is not done yet (a revocation's deny statement): 503, retry to finish.
+    /// `code` is stable snake_case (`revocation_incomplete`).
+    #[error("{message}")]
+    Incomplete {
+        /// Stable error code.
+        code: &'static str,
+        /// For people: what holds already and what does not yet.
+        message: String,
+        /// What failed, for the logs only.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A bug or corrupt data: 500, with nothing of it in the body.
     #[error("internal error")]
     Internal {
@@ -96,7 +109,8 @@ impl BrokerError {
         match self {
             Self::InvalidInput { code, .. }
             | Self::Denied { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Incomplete { code, .. } => code,
             Self::InvalidField { .. } => "invalid_input",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::NotFound(_) => "not_found",
@@ -117,7 +131,7 @@ impl BrokerError {
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::Throttled => 429,
-            Self::Unavailable { .. } => 503,
+            Self::Unavailable { .. } | Self::Incomplete { .. } => 503,
             Self::Internal { .. } => 500,
         }
     }

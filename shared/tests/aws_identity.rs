@@ -13,13 +13,11 @@ use std::time::Duration;
 use tollgate::audit::AuditLog;
 use tollgate::aws::testing::{Clients, Emulator, new_request, unique_name};
 use tollgate::aws::{
-    CredentialPlan, EXAMPLE_ROLES, FALLBACK_SID_PREFIX, Issuer, LOCAL_BROKER_ACCOUNT,
-    LOCAL_PRODUCTION_ACCOUNT, LOCAL_STAGING_ACCOUNT, POLICY_NAME, RevocationOutcome, Revoker,
-    RoleDirectory, Store, create_role, create_table, mint_credentials, provision, schema,
+    CredentialPlan, EXAMPLE_ROLES, Issuer, LOCAL_BROKER_ACCOUNT, LOCAL_PRODUCTION_ACCOUNT,
+    LOCAL_STAGING_ACCOUNT, Revoker, RoleDirectory, Store, create_role, create_table,
+    mint_credentials, provision, schema,
 };
-use tollgate::domain::{
-    AccessRequest, Actor, Command, RequestId, RoleArn, RoleInfo, Timestamp, UserId,
-};
+use tollgate::domain::{AccessRequest, Actor, Command, RoleArn, RoleInfo, Timestamp, UserId};
 
 async fn clients() -> Clients {
     Emulator::shared().unwrap().clients().await
@@ -53,10 +51,6 @@ async fn role(c: &Clients, tags: &[(&str, &str)]) -> RoleInfo {
 fn active(role: &RoleInfo, requester: &str) -> AccessRequest {
     let new = new_request(&role.arn, requester, 3600, 1).unwrap();
     AccessRequest::create(new, true, vec!["auto".into()], Timestamp::now()).0
-}
-
-fn statements(doc: &Value) -> Vec<Value> {
-    doc["Statement"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -296,188 +290,6 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 }
 
 #[tokio::test]
-async fn revocation_policy_round_trip_adds_extends_and_prunes_statements() {
-    let c = clients().await;
-    let role = role(&c, &[]).await;
-    let revoker = Revoker::new(c.accounts());
-    let now = Timestamp::now();
-    let a = RequestId::generate(now);
-    let b = RequestId::generate(now.plus(1));
-
-    assert_eq!(
-        revoker.revoke(&role, a, now.plus(3600), now).await.unwrap(),
-        RevocationOutcome::Individual
-    );
-    assert_eq!(
-        c.calls.take(),
-        [
-            "AssumeRole",
-            "ListRolePolicies",
-            "GetRolePolicy",
-            "PutRolePolicy",
-            "GetRolePolicy"
-        ]
-    );
-    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
-    let st = statements(&doc);
-    assert_eq!(st.len(), 1);
-    assert_eq!(st[0]["Effect"], "Deny");
-    assert_eq!(st[0]["Action"], "*");
-    assert_eq!(
-        st[0]["Sid"],
-        json!(format!("Revoke{a}Until{}", now.plus(3600).unix()))
-    );
-    assert_eq!(
-        st[0]["Condition"]["StringLike"]["aws:userid"],
-        json!(format!("{}:tollgate-{a}", role.role_id))
-    );
-    assert!(
-        st[0]["Sid"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric())
-    );
-
-    revoker.revoke(&role, b, now.plus(100), now).await.unwrap();
-    // Revoking again is idempotent; a later window end extends the statement.
-    revoker.revoke(&role, a, now.plus(3600), now).await.unwrap();
-    revoker.revoke(&role, b, now.plus(200), now).await.unwrap();
-    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
-    let sids: Vec<String> = statements(&doc)
-        .iter()
-        .map(|s| s["Sid"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(sids.len(), 2, "{sids:?}");
-    assert!(sids.contains(&format!("Revoke{b}Until{}", now.plus(200).unix())));
-
-    c.calls.clear();
-    assert_eq!(revoker.prune(&role.arn, now.plus(300)).await.unwrap(), 1);
-    assert_eq!(c.calls.take(), ["GetRolePolicy", "PutRolePolicy"]);
-    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
-    assert_eq!(statements(&doc).len(), 1);
-    assert_eq!(revoker.prune(&role.arn, now.plus(300)).await.unwrap(), 0);
-    assert_eq!(revoker.prune(&role.arn, now.plus(4000)).await.unwrap(), 1);
-    assert_eq!(revoker.policy_document(&role.arn).await.unwrap(), None);
-    assert_eq!(revoker.prune(&role.arn, now.plus(4000)).await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() {
-    let c = clients().await;
-    let role = role(&c, &[]).await;
-    let revoker = Revoker::new(c.accounts()).with_budget(700);
-    let now = Timestamp::now();
-    let mut outcomes = Vec::new();
-    let mut latest = now;
-    for i in 0..12 {
-        let end = now.plus(1000 + i);
-        latest = end;
-        let outcome = revoker
-            .revoke(&role, RequestId::generate(now.plus(i)), end, now)
-            .await
-            .unwrap();
-        outcomes.push(outcome);
-        if outcome == RevocationOutcome::AllSessions {
-            break;
-        }
-    }
-    assert_eq!(outcomes[0], RevocationOutcome::Individual);
-    assert!(
-        outcomes.contains(&RevocationOutcome::Consolidated),
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.last(),
-        Some(&RevocationOutcome::AllSessions),
-        "{outcomes:?}"
-    );
-    let doc = revoker.policy_document(&role.arn).await.unwrap().unwrap();
-    let st = statements(&doc);
-    assert_eq!(st.len(), 1);
-    assert_eq!(
-        st[0]["Sid"],
-        json!(format!("{FALLBACK_SID_PREFIX}{}", latest.unix()))
-    );
-    assert_eq!(
-        st[0]["Condition"]["StringLike"]["aws:userid"],
-        json!(format!("{}:tollgate-*", role.role_id))
-    );
-
-    // A revocation the all-sessions denial already covers adds nothing.
-    revoker
-        .revoke(&role, RequestId::generate(now), now.plus(10), now)
-        .await
-        .unwrap();
-    let again = revoker.policy_document(&role.arn).await.unwrap().unwrap();
-    assert_eq!(again, doc);
-    // Once the latest window has passed, pruning removes it.
-    assert_eq!(revoker.prune(&role.arn, latest.plus(1)).await.unwrap(), 1);
-    assert_eq!(revoker.policy_document(&role.arn).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn other_inline_policies_count_against_the_budget_and_foreign_statements_stay() {
-    let c = clients().await;
-    let crowded = role(&c, &[]).await;
-    let other = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Team", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team-bucket/*"}]}).to_string();
-    let iam = prod_iam(&c).await;
-    iam.put_role_policy()
-        .role_name(crowded.arn.name())
-        .policy_name("TeamAccess")
-        .policy_document(&other)
-        .send()
-        .await
-        .unwrap();
-    let now = Timestamp::now();
-    let id = RequestId::generate(now);
-
-    // Measure one revocation on an empty role, then give the crowded role a
-    // budget that fits it alone but not beside the other policy.
-    let empty = role(&c, &[]).await;
-    Revoker::new(c.accounts())
-        .revoke(&empty, id, now.plus(600), now)
-        .await
-        .unwrap();
-    let single = Revoker::new(c.accounts())
-        .policy_document(&empty.arn)
-        .await
-        .unwrap()
-        .unwrap()
-        .to_string()
-        .len();
-    let revoker = Revoker::new(c.accounts()).with_budget(single + other.len() - 1);
-    assert_eq!(
-        revoker
-            .revoke(&crowded, id, now.plus(600), now)
-            .await
-            .unwrap(),
-        RevocationOutcome::AllSessions
-    );
-    let team = Revoker::new(c.accounts())
-        .policy_document(&crowded.arn)
-        .await
-        .unwrap();
-    assert!(team.is_some());
-
-    // A statement someone added by hand to the revocation policy is kept.
-    let hand = role(&c, &[]).await;
-    let manual = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Manual", "Effect": "Deny", "Action": "iam:*", "Resource": "*"}]});
-    iam.put_role_policy()
-        .role_name(hand.arn.name())
-        .policy_name(POLICY_NAME)
-        .policy_document(manual.to_string())
-        .send()
-        .await
-        .unwrap();
-    let revoker = Revoker::new(c.accounts());
-    revoker.revoke(&hand, id, now.plus(600), now).await.unwrap();
-    revoker.prune(&hand.arn, now.plus(601)).await.unwrap();
-    let doc = revoker.policy_document(&hand.arn).await.unwrap().unwrap();
-    assert_eq!(doc, manual);
-}
-
-#[tokio::test]
 async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
     let c = clients().await;
     let table = unique_name("provisioned");
@@ -631,7 +443,7 @@ async fn aws_calls_per_operation_are_as_designed() {
     let accounts = c.accounts();
     let dir = RoleDirectory::new(accounts.clone(), Duration::from_secs(60));
     let issuer = Issuer::new(c.sts.clone());
-    let revoker = Revoker::new(accounts.clone());
+    let revoker = Revoker::new(store.clone(), dir.clone());
     let now = Timestamp::now();
     let mut report = Vec::new();
     c.calls.clear();
@@ -674,15 +486,43 @@ async fn aws_calls_per_operation_are_as_designed() {
     let plan = CredentialPlan::new(&next, &role, now).unwrap();
     issuer.issue(&plan).await.unwrap();
     report.push(("issue", c.calls.take()));
-    revoker
-        .revoke(&role, req.id, next.window_end.unwrap(), now)
-        .await
+    let alice = Actor::User(UserId::parse("alice").unwrap());
+    let (issued, ev) = next
+        .apply(
+            Command::IssueCredentials {
+                session_name: plan.session_name.clone(),
+                expires_at: plan.expires_at,
+            },
+            &alice,
+            now,
+        )
         .unwrap();
+    store.transition(2, &issued, &ev).await.unwrap();
+    c.calls.clear();
+    let (revoked, ev) = issued
+        .apply(
+            Command::Revoke {
+                reason: tollgate::domain::Reason::parse("done").unwrap(),
+            },
+            &alice,
+            now,
+        )
+        .unwrap();
+    store.transition(3, &revoked, &ev).await.unwrap();
     report.push(("revoke", c.calls.take()));
+    let until = revoked.window_end.unwrap();
     revoker
-        .prune(&role.arn, next.window_end.unwrap().plus(1))
+        .confirm(
+            &role.arn,
+            revoked.id,
+            until,
+            now,
+            std::time::Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap();
+    report.push(("revocation statement", c.calls.take()));
+    revoker.reconcile(&role.arn, until).await.unwrap();
     report.push(("prune", c.calls.take()));
 
     for (op, calls) in &report {
@@ -700,8 +540,9 @@ async fn aws_calls_per_operation_are_as_designed() {
             ("get_with_events", 1),
             ("transition", 1),
             ("issue", 1),
-            ("revoke", 4),
-            ("prune", 2),
+            ("revoke", 1),
+            ("revocation statement", 7),
+            ("prune", 7),
         ]
     );
 }

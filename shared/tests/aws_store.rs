@@ -533,21 +533,42 @@ async fn due_lists_what_the_sweep_must_handle_until_cleared() {
     f.store.create(&open, &ev, None).await.unwrap();
     let (open_active, ev) = approve(&open, "carol", Timestamp::now());
     f.store.transition(1, &open_active, &ev).await.unwrap();
-    // Revoked, window passed: due until its revocation statement is pruned.
+    // Revoked after credentials were issued: due from its revocation (so
+    // the sweep confirms its statement) until the sweep has pruned it.
     let (rev, ev) = pending_at(&dev, "erin", 1, long_ago);
     f.store.create(&rev, &ev, None).await.unwrap();
     let (rev_active, ev) = approve(&rev, "carol", long_ago);
     f.store.transition(1, &rev_active, &ev).await.unwrap();
-    let (revoked, ev) = rev_active
+    let (issued, ev) = rev_active
         .apply(
+            Command::IssueCredentials {
+                session_name: tollgate::domain::SessionName::for_request(rev.id),
+                expires_at: long_ago.plus(900),
+            },
+            &user("erin"),
+            long_ago,
+        )
+        .unwrap();
+    f.store.transition(2, &issued, &ev).await.unwrap();
+    let revoke = |req: &AccessRequest| {
+        req.apply(
             Command::Revoke {
                 reason: Reason::parse("leaver").unwrap(),
             },
             &user("carol"),
             long_ago.plus(60),
         )
-        .unwrap();
-    f.store.transition(2, &revoked, &ev).await.unwrap();
+        .unwrap()
+    };
+    let (revoked, ev) = revoke(&issued);
+    f.store.transition(3, &revoked, &ev).await.unwrap();
+    // Revoked without credentials ever issued: no statement, never due.
+    let (unused, ev) = pending_at(&dev, "frank", 1, long_ago);
+    f.store.create(&unused, &ev, None).await.unwrap();
+    let (unused_active, ev) = approve(&unused, "carol", long_ago);
+    f.store.transition(1, &unused_active, &ev).await.unwrap();
+    let (unused_revoked, ev) = revoke(&unused_active);
+    f.store.transition(2, &unused_revoked, &ev).await.unwrap();
 
     let now = Timestamp::now();
     let due = f
@@ -563,17 +584,37 @@ async fn due_lists_what_the_sweep_must_handle_until_cleared() {
         .iter()
         .map(|r| match r.status {
             Status::Pending => r.pending_deadline,
+            Status::Revoked => r.closed_at.unwrap(),
             _ => r.window_end.unwrap(),
         })
         .collect();
     assert!(dues.windows(2).all(|w| w[0] <= w[1]));
 
-    // Housekeeping is conditional on the version.
+    // Housekeeping is conditional on the version: moved to its window end
+    // (still past), then cleared.
+    let end = revoked.window_end.unwrap();
     assert!(matches!(
-        f.store.clear_due(rev.id, 2).await.unwrap_err(),
+        f.store.set_due(rev.id, 3, end).await.unwrap_err(),
         StoreError::Conflict
     ));
-    f.store.clear_due(rev.id, 3).await.unwrap();
+    f.store.set_due(rev.id, 4, end).await.unwrap();
+    let due = f
+        .store
+        .list_due(end, PageRequest::first(100))
+        .await
+        .unwrap();
+    assert!(due.items.iter().any(|r| r.id == rev.id));
+    let due = f
+        .store
+        .list_due(end.plus(-1), PageRequest::first(100))
+        .await
+        .unwrap();
+    assert!(due.items.iter().all(|r| r.id != rev.id));
+    assert!(matches!(
+        f.store.clear_due(rev.id, 3).await.unwrap_err(),
+        StoreError::Conflict
+    ));
+    f.store.clear_due(rev.id, 4).await.unwrap();
     let due = f
         .store
         .list_due(now, PageRequest::first(100))

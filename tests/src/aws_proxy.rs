@@ -6,6 +6,10 @@
 //! how the benchmarks count AWS calls per broker operation on the wire
 //! (retries included) and split the broker's time into "inside the broker"
 //! and "waiting on the emulator".
+//!
+//! It can also fail chosen operations on demand ([`AwsProxy::fail`]): a
+//! failing IAM endpoint for the end-to-end tests of what the broker does
+//! when a revocation statement cannot be written.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,18 +31,23 @@ pub struct OpStats {
 }
 
 type Table = Arc<Mutex<BTreeMap<String, OpStats>>>;
+/// Operations answered with an error instead of forwarded: status, code,
+/// and how many more times (none: until healed).
+type Faults = Arc<Mutex<BTreeMap<String, (u16, String, Option<u32>)>>>;
 
 #[derive(Clone)]
 struct Shared {
     upstream: String,
     client: reqwest::Client,
     stats: Table,
+    faults: Faults,
 }
 
 /// The proxy; stops when dropped.
 pub struct AwsProxy {
     addr: SocketAddr,
     stats: Table,
+    faults: Faults,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -52,6 +61,7 @@ impl AwsProxy {
     /// Starts a proxy forwarding everything to `upstream` (the emulator).
     pub async fn start(upstream: &str) -> Self {
         let stats = Table::default();
+        let faults = Faults::default();
         let shared = Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
@@ -59,6 +69,7 @@ impl AwsProxy {
                 .build()
                 .expect("http client"),
             stats: stats.clone(),
+            faults: faults.clone(),
         };
         let app = Router::new().fallback(forward).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -71,8 +82,32 @@ impl AwsProxy {
         Self {
             addr,
             stats,
+            faults,
             server,
         }
+    }
+
+    /// From now on answers every call of `op` (`iam:PutRolePolicy`) with
+    /// `status` and an error of `code` in the query protocol's XML (IAM,
+    /// STS), without forwarding it. Still counted.
+    pub fn fail(&self, op: &str, status: u16, code: &str) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .insert(op.to_owned(), (status, code.to_owned(), None));
+    }
+
+    /// Like [`AwsProxy::fail`], for the next `times` calls of `op` only.
+    pub fn fail_times(&self, op: &str, status: u16, code: &str, times: u32) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .insert(op.to_owned(), (status, code.to_owned(), Some(times)));
+    }
+
+    /// Forwards every call again.
+    pub fn heal(&self) {
+        self.faults.lock().expect("lock").clear();
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -147,6 +182,38 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let op = operation(&headers, &body);
+    let fault = s.faults.lock().ok().and_then(|mut faults| {
+        let (status, code, left) = faults.get_mut(&op)?;
+        let fault = (*status, code.clone());
+        match left {
+            Some(0) => {
+                faults.remove(&op);
+                return None;
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(fault)
+    });
+    if let Some((status, code)) = fault {
+        // Counted like a forwarded call when dropped.
+        let _record = Record {
+            stats: s.stats.clone(),
+            op: Some(op),
+            started: Instant::now(),
+        };
+        let body = format!(
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected by the test proxy</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        );
+        let mut out = (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response();
+        out.headers_mut()
+            .insert("content-type", "text/xml".parse().expect("a header value"));
+        return out;
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut req = s
         .client

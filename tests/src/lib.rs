@@ -11,6 +11,7 @@ pub mod apigw;
 pub mod aws_proxy;
 pub mod broker;
 pub mod load;
+pub mod revocations;
 pub mod runtime_api;
 pub mod sts_proxy;
 pub mod webhooks;

@@ -300,6 +300,9 @@ async fn revoking_a_grant_puts_a_deny_statement_on_the_role_and_stops_credential
     let req = create(&b, &ALICE, &production(3600)).await;
     let id = id_of(&req);
     act(&b, &BOB, &id, "approve", json!({"digest": req["digest"]})).await;
+    // Credentials were handed out, so live sessions must be denied.
+    let creds = act(&b, &ALICE, &id, "credentials", json!({})).await;
+    assert_eq!(creds.status, 200, "{}", creds.body);
     let revoked = act(
         &b,
         &BOB,
@@ -451,6 +454,8 @@ async fn a_revocation_statement_is_dropped_by_the_sweep_once_its_window_has_pass
     )
     .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
+    let creds = act(&b, &requester, &id, "credentials", json!({})).await;
+    assert_eq!(creds.status, 200, "{}", creds.body);
     let revoked = act(
         &b,
         &requester,
@@ -460,8 +465,10 @@ async fn a_revocation_statement_is_dropped_by_the_sweep_once_its_window_has_pass
     )
     .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
+    // The role's revocation policy: `None` when the role has none (IAM says
+    // NoSuchEntity); any other IAM answer fails the test.
     let iam = b.iam_in(account_of("DataAnalyst")).await;
-    let has_statement = || async {
+    let policy = || async {
         match iam
             .get_role_policy()
             .role_name("DataAnalyst")
@@ -469,19 +476,23 @@ async fn a_revocation_statement_is_dropped_by_the_sweep_once_its_window_has_pass
             .send()
             .await
         {
-            Ok(doc) => {
-                urlencoding_decode(doc.policy_document()).contains(&format!("tollgate-{id}"))
+            Ok(doc) => Some(urlencoding_decode(doc.policy_document())),
+            Err(e) => {
+                let e = e.into_service_error();
+                assert!(e.is_no_such_entity_exception(), "reading the policy: {e:?}");
+                None
             }
-            Err(_) => false,
         }
     };
-    assert!(has_statement().await);
+    let text = policy().await.expect("the revocation policy exists");
+    assert!(text.contains(&format!("tollgate-{id}")), "{text}");
     b.set_clock_offset(3600);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while has_statement().await {
+    // Its only statement pruned, the policy is deleted.
+    while let Some(text) = policy().await {
         assert!(
             std::time::Instant::now() < deadline,
-            "the statement was never pruned"
+            "the statement was never pruned: {text}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }

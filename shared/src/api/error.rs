@@ -64,7 +64,9 @@ impl IntoResponse for ApiError {
         }
         if matches!(
             self.0,
-            BrokerError::Throttled | BrokerError::Unavailable { .. }
+            BrokerError::Throttled
+                | BrokerError::Unavailable { .. }
+                | BrokerError::Incomplete { .. }
         ) {
             response
                 .headers_mut()
@@ -87,6 +89,14 @@ fn log(e: &BrokerError) {
                 code = e.code(),
                 cause = cause.as_deref().unwrap_or(""),
                 "aws unavailable"
+            );
+        }
+        BrokerError::Incomplete { source, .. } => {
+            let cause = source.as_ref().map(|s| error_chain(s.as_ref()));
+            tracing::warn!(
+                code = e.code(),
+                cause = cause.as_deref().unwrap_or(""),
+                "recorded but not yet enforced"
             );
         }
         other => tracing::info!(
@@ -145,6 +155,15 @@ mod tests {
                 BrokerError::unavailable(std::io::Error::other("dns")),
                 503,
                 "aws_unavailable",
+            ),
+            (
+                BrokerError::Incomplete {
+                    code: "revocation_incomplete",
+                    message: "the deny statement is not written yet".into(),
+                    source: Some(Box::new(std::io::Error::other("iam"))),
+                },
+                503,
+                "revocation_incomplete",
             ),
         ];
         for (e, status, code) in cases {

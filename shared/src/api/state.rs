@@ -201,7 +201,7 @@ impl AppState {
         let issuer = routes.issues_credentials().then(|| Issuer::new(sts));
         let revoker = routes
             .writes_role_policies()
-            .then(|| Revoker::new(accounts.clone()));
+            .then(|| Revoker::new(store.clone(), roles.clone()));
         let pages = match &settings.pagination_key {
             Some(key) => PageSealer::new(key.expose_secret().as_bytes()),
             None => PageSealer::random(),

@@ -19,6 +19,9 @@ pub const DENIALS: &str = "Denials";
 pub const CREDENTIALS_ISSUED: &str = "CredentialsIssued";
 /// Grants revoked.
 pub const REVOCATIONS: &str = "Revocations";
+/// Revocation statements that could not be written (the revoke is
+/// recorded and new credentials are refused; the sweep writes the statement).
+pub const REVOCATION_FAILURES: &str = "RevocationFailures";
 /// Grants expired or requests lapsed by the sweep.
 pub const EXPIRIES: &str = "Expiries";
 /// Errors returned to callers.

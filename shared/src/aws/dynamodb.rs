@@ -3,11 +3,15 @@
 //! transition is one transaction (the request put conditional on its
 //! version, plus the event put). Reads are strongly consistent on the table
 //! and paginated on the indexes. Layout: [`super::schema`].
+//!
+//! Revocations: the transaction that revokes a grant with credentials
+//! issued also writes the grant's role revocation item; the role's lease
+//! item serialises writes of its revocation policy ([`Store::acquire_lease`]).
 
 use super::schema::{
-    self, BODY, DUE, EVENT, FINGERPRINT, GSI_BY_REQUESTER, GSI_OPEN_BY_DUE, GSI_PENDING_BY_ROLE,
-    GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, PENDING, PK, REQUEST_ID, SK,
-    STATUS, TTL, VERSION,
+    self, BODY, DUE, EVENT, EXPIRES, FINGERPRINT, GSI_BY_REQUESTER, GSI_OPEN_BY_DUE,
+    GSI_PENDING_BY_ROLE, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, OWNER,
+    PENDING, PK, RENDERED, RENDERED_AT, REQUEST_ID, ROLE_ID, SK, STATUS, TTL, UNTIL, VERSION,
 };
 use super::{BoxError, is_transient};
 use crate::BrokerError;
@@ -17,7 +21,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -119,6 +125,48 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The key to pass as [`PageRequest::start`] for the next page.
     pub next: Option<PageKey>,
+}
+
+/// A revoked grant whose sessions its role's revocation policy must deny
+/// until `until` (a role revocation item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleRevocation {
+    /// The revoked request.
+    pub id: RequestId,
+    /// Its window end.
+    pub until: Timestamp,
+}
+
+/// A role's lease item as read: who may write the role's revocation policy
+/// until when, and what the last policy written covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseState {
+    /// When the current holder's lease lapses, epoch milliseconds (0: free).
+    pub expires_ms: i64,
+    /// Request ids whose statements the last policy written under the lease
+    /// covers.
+    pub rendered: Vec<String>,
+    /// The time that policy was rendered as of, when one was.
+    pub rendered_at: Option<Timestamp>,
+    /// The role id it was rendered with.
+    pub role_id: Option<String>,
+}
+
+impl LeaseState {
+    /// Whether the last policy written covers request `id`.
+    pub fn covers(&self, id: RequestId) -> bool {
+        let id = id.to_string();
+        self.rendered.contains(&id)
+    }
+}
+
+/// What [`Store::acquire_lease`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// The caller holds the lease now.
+    Acquired,
+    /// Someone else holds it; their lease item as it was.
+    Held(LeaseState),
 }
 
 /// The DynamoDB store. Cheap to clone; build once per process.
@@ -282,34 +330,15 @@ impl Store {
     ) -> Result<Option<(AccessRequest, Vec<Event>)>, StoreError> {
         let mut request = None;
         let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(schema::request_pk(id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_failure)?;
-            for item in out.items() {
-                let sk = string_attr(item, SK)?;
-                if sk == META {
-                    request = Some(decode_request(item)?);
-                } else if sk.starts_with("EVT#") {
-                    let json = string_attr(item, EVENT)?;
-                    let event: Event = serde_json::from_str(json)
-                        .map_err(|e| StoreError::Corrupt(format!("event {sk} of {id}: {e}")))?;
-                    events.push(event);
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+        for item in self.query_partition(schema::request_pk(id)).await? {
+            let sk = string_attr(&item, SK)?;
+            if sk == META {
+                request = Some(decode_request(&item)?);
+            } else if sk.starts_with("EVT#") {
+                let json = string_attr(&item, EVENT)?;
+                let event: Event = serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("event {sk} of {id}: {e}")))?;
+                events.push(event);
             }
         }
         Ok(request.map(|r| (r, events)))
@@ -336,7 +365,7 @@ impl Store {
             )));
         }
         check_event_matches(next, event)?;
-        let items = vec![
+        let mut items = vec![
             self.put(
                 self.request_item(next)?,
                 "#v = :expected",
@@ -350,6 +379,18 @@ impl Store {
                 &[],
             )?,
         ];
+        // INVARIANT: a revoked grant whose credentials were issued is in its
+        // role's revocation partition from the moment it is revoked; the
+        // version check above means a credential issued since the read makes
+        // this transaction fail, and the retry writes the item.
+        if let Some(until) = next.revocation_until() {
+            items.push(self.put(
+                self.role_revocation_item(next, until),
+                "attribute_not_exists(pk)",
+                &[],
+                &[],
+            )?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(TxError::Cancelled(_)) => Err(StoreError::Conflict),
@@ -456,30 +497,179 @@ impl Store {
     /// transition (status and history are unchanged).
     #[tracing::instrument(skip_all, fields(request_id = %id, version))]
     pub async fn clear_due(&self, id: RequestId, version: u64) -> Result<(), StoreError> {
-        let result = self
+        self.update_due(id, version, None).await
+    }
+
+    /// Housekeeping: moves a request's place on the due index to `due`
+    /// (a revoked grant whose statement the sweep confirmed comes back at
+    /// its window end, to be pruned). Conditional on `version`.
+    #[tracing::instrument(skip_all, fields(request_id = %id, version))]
+    pub async fn set_due(
+        &self,
+        id: RequestId,
+        version: u64,
+        due: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.update_due(id, version, Some(due)).await
+    }
+
+    async fn update_due(
+        &self,
+        id: RequestId,
+        version: u64,
+        due: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let update = self
             .client
             .update_item()
             .table_name(self.table.as_ref())
             .key(PK, s(schema::request_pk(id)))
             .key(SK, s(META))
-            .update_expression("REMOVE #g3pk, #g3sk")
             .condition_expression("#v = :v")
             .expression_attribute_names("#g3pk", GSI3_PK)
             .expression_attribute_names("#g3sk", GSI3_SK)
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":v", n(version))
+            .expression_attribute_values(":v", n(version));
+        let update = match due {
+            None => update.update_expression("REMOVE #g3pk, #g3sk"),
+            Some(due) => update
+                .update_expression("SET #g3pk = :due, #g3sk = :at")
+                .expression_attribute_values(":due", s(DUE))
+                .expression_attribute_values(":at", s(schema::due_sk(due, id))),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    /// Every revoked grant of `role` that needed a statement, from one
+    /// strongly consistent Query of the role's revocation partition (more
+    /// only past 1 MB), earliest window end first. Items past their window
+    /// are included until their `ttl`; callers compare times themselves.
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn role_revocations(
+        &self,
+        role: &RoleArn,
+    ) -> Result<Vec<RoleRevocation>, StoreError> {
+        self.query_partition(schema::role_revocations_pk(role))
+            .await?
+            .iter()
+            .map(|item| {
+                let id = RequestId::parse(string_attr(item, REQUEST_ID)?)
+                    .map_err(|e| StoreError::Corrupt(format!("role revocation item: {e}")))?;
+                Ok(RoleRevocation {
+                    id,
+                    until: Timestamp::from_unix(number_attr(item, UNTIL)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the lease on `role`'s revocation policy for `owner` until
+    /// `expires_ms` (epoch milliseconds), if it is free or lapsed at
+    /// `now_ms`: one conditional update, which keeps what the last holder
+    /// recorded. When someone else holds it, returns their lease item.
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn acquire_lease(
+        &self,
+        role: &RoleArn,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Lease, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .key(PK, s(schema::lease_pk(role)))
+            .key(SK, s(META))
+            .update_expression("SET #owner = :owner, #expires = :expires")
+            .condition_expression("attribute_not_exists(#expires) OR #expires < :now")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#expires", EXPIRES)
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expires", n(expires_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Lease::Acquired),
             Err(SdkError::ServiceError(ctx))
                 if matches!(
                     ctx.err(),
                     UpdateItemError::ConditionalCheckFailedException(_)
                 ) =>
             {
-                Err(StoreError::Conflict)
+                let UpdateItemError::ConditionalCheckFailedException(e) = ctx.into_err() else {
+                    return Err(StoreError::Corrupt("update error changed kind".into()));
+                };
+                match e.item() {
+                    Some(item) => decode_lease(item).map(Lease::Held),
+                    // DynamoDB returns the item it checked; without it, ask.
+                    None => Ok(Lease::Held(self.lease(role).await?)),
+                }
             }
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    /// The lease item of `role`, read strongly consistent (default when
+    /// there is none yet).
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn lease(&self, role: &RoleArn) -> Result<LeaseState, StoreError> {
+        match self
+            .get_item(schema::lease_pk(role), META.to_owned())
+            .await?
+        {
+            Some(item) => decode_lease(&item),
+            None => Ok(LeaseState::default()),
+        }
+    }
+
+    /// Gives the lease on `role` back, if `owner` still holds it, and with
+    /// `rendered` records what the policy just written covers (request ids,
+    /// the time it was rendered as of, the role id). Returns false when
+    /// someone else has taken the lease meanwhile (nothing is recorded).
+    #[tracing::instrument(skip_all, fields(role = %role))]
+    pub async fn release_lease(
+        &self,
+        role: &RoleArn,
+        owner: &str,
+        rendered: Option<(&[RequestId], Timestamp, &str)>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .key(PK, s(schema::lease_pk(role)))
+            .key(SK, s(META))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#expires", EXPIRES)
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":free", n(0));
+        update = match rendered {
+            None => update.update_expression("SET #expires = :free"),
+            Some((ids, at, role_id)) => update
+                .update_expression(
+                    "SET #expires = :free, #rendered = :rendered, #at = :at, #role_id = :role_id",
+                )
+                .expression_attribute_names("#rendered", RENDERED)
+                .expression_attribute_names("#at", RENDERED_AT)
+                .expression_attribute_names("#role_id", ROLE_ID)
+                .expression_attribute_values(
+                    ":rendered",
+                    AttributeValue::L(ids.iter().map(|id| s(id.to_string())).collect()),
+                )
+                .expression_attribute_values(":at", n(at.unix()))
+                .expression_attribute_values(":role_id", s(role_id)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_failure(e)),
         }
     }
@@ -509,7 +699,12 @@ impl Store {
         }
         let due = match req.status {
             Status::Pending => Some(req.pending_deadline),
-            Status::Active | Status::Revoked => req.window_end,
+            Status::Active => req.window_end,
+            // Due at once, so that the sweep confirms the role's revocation
+            // policy; the sweep then moves it to its window end, to prune.
+            Status::Revoked => req
+                .revocation_until()
+                .and_then(|until| req.closed_at.or(Some(until))),
             _ => None,
         };
         if let Some(due) = due {
@@ -517,6 +712,19 @@ impl Store {
             item.insert(GSI3_SK.to_owned(), s(schema::due_sk(due, req.id)));
         }
         Ok(item)
+    }
+
+    fn role_revocation_item(&self, req: &AccessRequest, until: Timestamp) -> Item {
+        HashMap::from([
+            (PK.to_owned(), s(schema::role_revocations_pk(&req.role_arn))),
+            (SK.to_owned(), s(schema::role_revocation_sk(until, req.id))),
+            (REQUEST_ID.to_owned(), s(req.id.to_string())),
+            (UNTIL.to_owned(), n(until.unix())),
+            (
+                TTL.to_owned(),
+                n(until.unix().saturating_add(schema::REVOCATION_TTL_SECONDS)),
+            ),
+        ])
     }
 
     fn event_item(&self, req: &AccessRequest, event: &Event) -> Result<Item, StoreError> {
@@ -610,6 +818,33 @@ impl Store {
             }
             Err(e) => Err(TxError::Store(store_failure(e))),
         }
+    }
+
+    /// Every item of partition `pk`, from strongly consistent Queries (more
+    /// than one only past 1 MB).
+    async fn query_partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_failure)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
     }
 
     async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
@@ -739,6 +974,60 @@ fn decode_request(item: &Item) -> Result<AccessRequest, StoreError> {
         )));
     }
     Ok(req)
+}
+
+/// Whether an update failed its condition expression.
+fn condition_failed(
+    e: &SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool {
+    matches!(
+        e,
+        SdkError::ServiceError(ctx)
+            if matches!(ctx.err(), UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+fn decode_lease(item: &Item) -> Result<LeaseState, StoreError> {
+    let rendered = match item.get(RENDERED) {
+        None => Vec::new(),
+        Some(AttributeValue::L(ids)) => ids
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(id) => Ok(id.clone()),
+                _ => Err(StoreError::Corrupt(
+                    "lease item: a rendered id is not a string".into(),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(StoreError::Corrupt(
+                "lease item: `rendered` is not a list".into(),
+            ));
+        }
+    };
+    Ok(LeaseState {
+        expires_ms: match item.get(EXPIRES) {
+            Some(_) => number_attr(item, EXPIRES)?,
+            None => 0,
+        },
+        rendered,
+        rendered_at: match item.get(RENDERED_AT) {
+            Some(_) => Some(Timestamp::from_unix(number_attr(item, RENDERED_AT)?)),
+            None => None,
+        },
+        role_id: item.get(ROLE_ID).and_then(|v| v.as_s().ok()).cloned(),
+    })
+}
+
+fn number_attr(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute `{name}` is not an integer"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "item has no number attribute `{name}`"
+        ))),
+    }
 }
 
 fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {

@@ -51,6 +51,16 @@ impl RoleDirectory {
         if let Some(hit) = self.cached(arn) {
             return Ok(hit);
         }
+        self.describe_fresh(arn).await
+    }
+
+    /// The role as IAM describes it now: one `GetRole` call whatever the
+    /// cache holds, and the cache refreshed with the answer. Revocation
+    /// statements are rendered with this role id, so a role deleted and
+    /// recreated under the same name within the cache's lifetime is denied
+    /// by its current id.
+    #[tracing::instrument(skip_all, fields(role = %arn))]
+    pub async fn describe_fresh(&self, arn: &RoleArn) -> Result<Option<RoleInfo>, AwsError> {
         let info = self.fetch(arn).await?;
         if !self.ttl.is_zero()
             && let Ok(mut cache) = self.cache.lock()

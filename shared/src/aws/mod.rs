@@ -21,7 +21,9 @@ pub mod testing;
 
 pub use accounts::{AccountSettings, Accounts};
 pub use credentials::{issue_recorded, mint_credentials};
-pub use dynamodb::{Created, Page, PageKey, PageRequest, Store, StoreError};
+pub use dynamodb::{
+    Created, Lease, LeaseState, Page, PageKey, PageRequest, RoleRevocation, Store, StoreError,
+};
 pub use iam::RoleDirectory;
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, LOCAL_BROKER_ACCOUNT, LOCAL_EXTERNAL_ID, LOCAL_PRODUCTION_ACCOUNT,
@@ -29,7 +31,8 @@ pub use provision::{
     local_environment, provision,
 };
 pub use revocation::{
-    FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS, RevocationOutcome, Revoker,
+    Confirmation, DEFAULT_LEASE, FALLBACK_SID_PREFIX, POLICY_NAME, ROLE_POLICY_BUDGET_CHARS,
+    Reconciled, Render, RevocationError, RevocationOutcome, Revoker,
 };
 pub use sts::{CredentialPlan, IssuedCredentials, Issuer, SessionTag};
 

@@ -6,6 +6,16 @@
 //! | request | `REQ#<id>` | `META` | `version` N, `status` S, `body` S (the request JSON), index keys, `ttl` N |
 //! | event | `REQ#<id>` | `EVT#<seq, 10 digits>` | `event` S (the event JSON), `ttl` N |
 //! | idempotency | `IDEM#<sub>#<key>` | `META` | `request_id` S, `fingerprint` S, `ttl` N (created + 24 h) |
+//! | role revocation | `ROLEREV#<role arn>` | `<until, 12 digits>#<id>` | `request_id` S, `until` N (window end), `ttl` N (until + 1 day) |
+//! | role lease | `LEASE#<role arn>` | `META` | `owner` S, `expires` N (epoch ms), `rendered` L of S (request ids the policy last written covers), `rendered_at` N, `role_id` S |
+//!
+//! A role revocation item is written in the same transaction as the revoke
+//! of a grant that had credentials issued: one per revoked grant, never a
+//! shared item, so concurrent revocations do not cancel each other's
+//! transactions. A strongly consistent Query of a role's `ROLEREV#`
+//! partition is the set of statements the role's revocation policy needs
+//! (see [`super::Revoker`]); the `LEASE#` item serialises the writes of
+//! that policy.
 //!
 //! Global secondary indexes, all projecting every attribute:
 //! - [`GSI_BY_REQUESTER`]: `gsi1pk = USER#<sub>`, `gsi1sk = REQ#<id>` (read backwards: newest first).
@@ -35,6 +45,19 @@ pub const REQUEST_ID: &str = "request_id";
 /// Idempotency item: sha256 of the canonical request body.
 pub const FINGERPRINT: &str = "fingerprint";
 
+/// Role revocation item: the revoked grant's window end (epoch seconds).
+pub const UNTIL: &str = "until";
+/// Lease item: the holder's random token.
+pub const OWNER: &str = "owner";
+/// Lease item: when the lease lapses, epoch milliseconds (0 when released).
+pub const EXPIRES: &str = "expires";
+/// Lease item: the request ids whose statements the last policy written covers.
+pub const RENDERED: &str = "rendered";
+/// Lease item: the time (epoch seconds) that policy was rendered as of.
+pub const RENDERED_AT: &str = "rendered_at";
+/// Lease item: the role id that policy was rendered with.
+pub const ROLE_ID: &str = "role_id";
+
 /// Sort key of request and idempotency items.
 pub const META: &str = "META";
 
@@ -62,6 +85,8 @@ pub const PENDING: &str = "PENDING";
 /// The one `gsi3pk` value.
 pub const DUE: &str = "DUE";
 
+/// How long a role revocation item is kept after its window end: 1 day.
+pub const REVOCATION_TTL_SECONDS: i64 = 86_400;
 /// How long an idempotency key is remembered: 24 hours.
 pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
 /// Default retention of history after a request's window or deadline: 400 days.
@@ -80,6 +105,21 @@ pub fn event_sk(seq: u64) -> String {
 /// `IDEM#<sub>#<key>`. Neither a subject nor a key may contain `#`.
 pub fn idempotency_pk(user: &UserId, key: &str) -> String {
     format!("IDEM#{user}#{key}")
+}
+
+/// `ROLEREV#<role arn>`: the partition of a role's revoked grants.
+pub fn role_revocations_pk(role: &RoleArn) -> String {
+    format!("ROLEREV#{role}")
+}
+
+/// `<until unix seconds zero-padded to 12>#<id>`: sorted by window end.
+pub fn role_revocation_sk(until: Timestamp, id: RequestId) -> String {
+    due_sk(until, id)
+}
+
+/// `LEASE#<role arn>`: the lease on a role's revocation policy.
+pub fn lease_pk(role: &RoleArn) -> String {
+    format!("LEASE#{role}")
 }
 
 /// `USER#<sub>`.

@@ -449,6 +449,18 @@ impl AccessRequest {
         }
     }
 
+    /// Until when a revoked grant's sessions must be denied on the role: its
+    /// window end, when it is revoked and credentials were issued for it.
+    /// A grant that never had credentials has no session to deny, so it
+    /// needs no statement (and cannot fill the role's policy budget).
+    pub fn revocation_until(&self) -> Option<Timestamp> {
+        if self.status == Status::Revoked && self.credentials_issued > 0 {
+            self.window_end
+        } else {
+            None
+        }
+    }
+
     /// The requester's user id.
     pub fn requester_id(&self) -> &UserId {
         &self.requester.sub

@@ -18,9 +18,14 @@
 //!    nothing is left: time and AWS calls.
 //!
 //! 4. Function binaries: init time, sizes, peak RSS.
+//! 5. Revocations at once on one role (default 50), each grant with
+//!    credentials issued, against the same number revoked one at a time on
+//!    another role: statuses, wall time, p50/p95 per revoke, AWS calls per
+//!    revocation, lease waits and renders, and whether every session ended
+//!    up denied.
 //!
-//! Options: `--flows N --clients C --sweep S --skip-load --skip-sweep
-//! --invocations N --binaries DIR`. `--binaries` is where the `tollgate`
+//! Options: `--flows N --clients C --sweep S --revocations R --skip-load
+//! --skip-sweep --skip-revocations --invocations N --binaries DIR`. `--binaries` is where the `tollgate`
 //! CLI and the function binaries to measure are: by default beside this
 //! program (`target/debug`); `target/release` after `cargo build --release
 //! -p tollgate-cli -p tollgate-requests ...` measures what ships. Writes the
@@ -60,6 +65,8 @@ struct Args {
     skip_load: bool,
     binaries: PathBuf,
     invocations: usize,
+    revocations: usize,
+    skip_revocations: bool,
 }
 
 fn args() -> Args {
@@ -71,6 +78,8 @@ fn args() -> Args {
         skip_load: false,
         binaries: program_dir(),
         invocations: 1000,
+        revocations: 50,
+        skip_revocations: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -94,6 +103,12 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
+            "--skip-revocations" => {
+                a.skip_revocations = true;
+                i += 1;
+                continue;
+            }
+            "--revocations" => a.revocations = num(i),
             "--binaries" => {
                 a.binaries = PathBuf::from(v.get(i + 1).expect("--binaries DIR"));
             }
@@ -140,6 +155,10 @@ async fn run(args: Args) -> ExitCode {
     }
     // 4. Functions.
     functions(emulator, &args).await;
+    // 5. Revocations at once.
+    if !args.skip_revocations {
+        failed |= revocations(emulator, &args).await;
+    }
     if failed {
         ExitCode::FAILURE
     } else {
@@ -359,6 +378,51 @@ async fn calls_per_operation(emulator: &Emulator, binaries: &Path) {
         proxy.take(),
         "1 read + 1 transaction + 1 STS",
     ));
+    let revoked = b
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/revoke"),
+            Auth::As(&ALICE),
+            Some(&serde_json::json!({"reason": "bench"})),
+        )
+        .await;
+    rows.push((
+        "revoke (credentials issued)",
+        revoked.status,
+        proxy.take(),
+        "1 read + 1 transaction; lease, Query, 3 IAM reads, 1 IAM write, release",
+    ));
+    let unused = b
+        .call(
+            reqwest::Method::POST,
+            "/requests",
+            Auth::As(&ALICE),
+            Some(&body),
+        )
+        .await;
+    let unused_id = unused.body["id"].as_str().unwrap_or_default().to_owned();
+    b.call(
+        reqwest::Method::POST,
+        &format!("/requests/{unused_id}/approve"),
+        Auth::As(&BOB),
+        Some(&serde_json::json!({"digest": unused.body["digest"]})),
+    )
+    .await;
+    proxy.take();
+    let revoked = b
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{unused_id}/revoke"),
+            Auth::As(&ALICE),
+            Some(&serde_json::json!({"reason": "bench"})),
+        )
+        .await;
+    rows.push((
+        "revoke (never used)",
+        revoked.status,
+        proxy.take(),
+        "1 read + 1 transaction",
+    ));
     println!("| operation | status | calls | measured | minimum |");
     println!("|---|---|---|---|---|");
     for (name, status, ops, min) in rows {
@@ -452,6 +516,65 @@ async fn sweep(emulator: &Emulator, count: usize) {
         100.0 * all.time.as_secs_f64() / elapsed.as_secs_f64(),
         print_ops(&ops)
     );
+}
+
+/// Section 5; true if a revocation failed or a session was left allowed.
+async fn revocations(emulator: &Emulator, args: &Args) -> bool {
+    use tollgate_tests::revocations::{
+        STAGING_TAGS, grants_with_credentials, own_role, revoke_all, revoke_one_by_one,
+        serve_defaults, uncovered,
+    };
+    let n = args.revocations;
+    println!(
+        "\n## {n} revocations at once on one role, against {n} one at a time on another \
+         (each grant with credentials issued; tollgate serve's defaults: role cache 60 s, sweep every 5 s)"
+    );
+    let proxy = AwsProxy::start(emulator.endpoint()).await;
+    let b = Arc::new(Broker::start_cli(&args.binaries, serve_defaults(&proxy)).await);
+    let mut failed = false;
+    let mut figures = Vec::new();
+    for at_once in [false, true] {
+        let staging = b.iam_in(tollgate::aws::LOCAL_STAGING_ACCOUNT).await;
+        let (arn, role_id) = own_role(&staging, STAGING_TAGS).await;
+        let grants = grants_with_credentials(&b, &arn, n).await;
+        let burst = if at_once {
+            revoke_all(&b, &grants, Some(&proxy)).await
+        } else {
+            revoke_one_by_one(&b, &grants, Some(&proxy)).await
+        };
+        println!(
+            "\n### {}\n{}",
+            if at_once {
+                "at once"
+            } else {
+                "one at a time (baseline)"
+            },
+            burst.summary()
+        );
+        let missing = uncovered(&staging, &arn, &role_id, &grants).await;
+        if burst.statuses().keys().any(|s| *s != 200) || !missing.is_empty() {
+            println!(
+                "FAIL: statuses {:?}; {} sessions not denied",
+                burst.statuses(),
+                missing.len()
+            );
+            failed = true;
+        }
+        figures.push(burst);
+    }
+    if let [one_by_one, at_once] = figures.as_slice() {
+        let iam = |b: &tollgate_tests::revocations::Burst| -> f64 {
+            b.iam_calls().values().sum::<u64>() as f64
+        };
+        println!(
+            "\nat once / one at a time: wall {:.2}x, p50 per revoke {:.2}x, IAM calls {:.2}x",
+            at_once.wall.as_secs_f64() / one_by_one.wall.as_secs_f64(),
+            percentile(&at_once.latencies, 50.0).as_secs_f64()
+                / percentile(&one_by_one.latencies, 50.0).as_secs_f64(),
+            iam(at_once) / iam(one_by_one).max(1.0),
+        );
+    }
+    failed
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -47,6 +47,10 @@
 //! - `POST /requests/{id}/credentials`: 200 `{access_key_id,
 //!   secret_access_key, session_token, expiration, request_id,
 //!   session_name, window_end}` with `Cache-Control: no-store`;
+//! - `POST /requests/{id}/revoke`: 200 and the revoked request; 503
+//!   `revocation_incomplete` when the grant is revoked but its deny statement
+//!   is not on the role yet (a repeated revoke finishes it: 200, or 409
+//!   `not_active` once it is in; see [`revocations`]);
 //! - errors: `{"error": {"code", "message"}}`, plus `explanation` (the
 //!   decision JSON and its text) on 403 `policy_denied`.
 
