@@ -599,11 +599,36 @@ impl Store {
         now: Timestamp,
         page: PageRequest,
     ) -> Result<Page<AccessRequest>, StoreError> {
+        self.by_due("#ipk = :ipk AND #isk < :bound", now, page)
+            .await
+    }
+
+    /// Requests with something due after `now`, soonest first: pending
+    /// requests by their deadline, active grants by their window end, and
+    /// revoked grants whose statement awaits pruning. Callers filter by
+    /// [`AccessRequest::effective_status`].
+    #[tracing::instrument(skip_all)]
+    pub async fn list_open(
+        &self,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.by_due("#ipk = :ipk AND #isk >= :bound", now, page)
+            .await
+    }
+
+    /// The `open-by-due` index, earliest first, on one side of `now`.
+    async fn by_due(
+        &self,
+        condition: &'static str,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
         self.query_index(
             IndexQuery {
                 index: GSI_OPEN_BY_DUE,
                 keys: [GSI3_PK, GSI3_SK],
-                condition: "#ipk = :ipk AND #isk < :bound",
+                condition,
                 names: vec![("#ipk", GSI3_PK), ("#isk", GSI3_SK)],
                 values: vec![(":ipk", s(DUE)), (":bound", s(schema::due_bound(now)))],
                 forward: true,

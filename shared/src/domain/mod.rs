@@ -13,7 +13,8 @@ mod text;
 mod timestamp;
 
 pub use duration::{
-    DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS, parse_seconds,
+    DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS, format_seconds,
+    parse_seconds,
 };
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{

@@ -6,14 +6,17 @@
 //! - `load`: reading `*.cedar` files, policy ids, located errors.
 //! - `engine`: the loaded, sliced policy set and `decide`.
 //! - `decision`: what `decide` returns, for programs (`to_json`) and people (`explain`).
+//! - `duration_limit`: the longest grant and what sets it (ceiling, role tag or policy).
 
 mod decision;
+mod duration_limit;
 mod engine;
 mod entities;
 mod load;
 mod schema;
 
 pub use decision::{Decision, PolicyRef};
+pub use duration_limit::{DurationLimit, LimitSource, longest_allowed};
 pub use engine::PolicyEngine;
 pub use entities::{Action, Query, QueryContext};
 pub use load::{PolicyError, PolicyProblem};

@@ -33,8 +33,17 @@
 //!   `Idempotent-Replayed: true`);
 //! - `POST /requests?dry_run=true`: 200 `{dry_run, allowed, outcome:
 //!   "active"|"pending"|"denied", auto_approved, approvals_required,
-//!   max_duration_seconds, decision, auto_approve, explanation}`;
-//! - `GET /requests`: 200 `{items: [request...], next_token}`;
+//!   max_duration_seconds, duration_limit, decision, auto_approve,
+//!   explanation}`; `max_duration_seconds` is the longest grant policies
+//!   allow for this request as asked (null: none), `duration_limit` says
+//!   what sets it: `{seconds, source: "ceiling"|"role_tag"|"policy", tag?,
+//!   policy?}`. A duration over a limit is refused naming it (400 over the
+//!   ceiling or role tag, 403 `policy_denied` over a policy's);
+//! - `GET /requests`: 200 `{items: [request...], next_token}`; scope
+//!   `reviewable` adds `requester_active_grant` (`{id, window_end}` or
+//!   null) to each item and `awaiting_mfa` (how many of the pending
+//!   requests read the caller could approve after signing in with MFA);
+//!   scope `revocable` lists active grants the caller may revoke;
 //! - `POST /requests/{id}/credentials`: 200 `{access_key_id,
 //!   secret_access_key, session_token, expiration, request_id,
 //!   session_name, window_end}` with `Cache-Control: no-store`;
