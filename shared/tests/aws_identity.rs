@@ -122,7 +122,7 @@ async fn issued_credentials_work_and_carry_the_session_name() {
     let c = clients().await;
     let role = role(&c, &[]).await;
     let req = active(&role, "alice@example.com");
-    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    let plan = CredentialPlan::new(&req, Timestamp::now()).unwrap();
     let creds = Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
     assert_eq!(c.calls.take(), ["AssumeRole"]);
     assert!(
@@ -173,7 +173,7 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
             Timestamp::now(),
         )
         .unwrap();
-    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    let plan = CredentialPlan::new(&req, Timestamp::now()).unwrap();
     Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
     let sent = c.calls.calls();
     assert_eq!(sent.len(), 1);
@@ -247,10 +247,9 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
     let alice = Actor::User(UserId::parse("alice").unwrap());
     c.calls.clear();
 
-    let (after, creds) =
-        mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
-            .await
-            .unwrap();
+    let (after, creds) = mint_credentials(&store, &issuer, &log, &req, &alice, Timestamp::now())
+        .await
+        .unwrap();
     assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems", "AssumeRole"]);
     assert_eq!(after.credentials_issued, 1);
     let (stored, events) = store.get_with_events(req.id).await.unwrap().unwrap();
@@ -278,28 +277,36 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         assert!(!line.contains(&creds.access_key_id));
     }
 
-    // The same stale copy again: the event write fails, so STS is never asked.
+    // The grant is revoked meanwhile; minting from the stale copy fails to
+    // write the event, reads the request again, finds it revoked, and
+    // never asks STS.
+    let (revoked, ev) = after
+        .apply(
+            Command::Revoke {
+                reason: tollgate::domain::Reason::parse("done").unwrap(),
+            },
+            &alice,
+            Timestamp::now(),
+        )
+        .unwrap();
+    store
+        .transition(after.version, &revoked, &ev)
+        .await
+        .unwrap();
+    let lines_before = lines.lines().len();
     c.calls.clear();
-    let err = mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
+    let err = mint_credentials(&store, &issuer, &log, &req, &alice, Timestamp::now())
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 409);
-    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems"]);
-    assert_eq!(lines.lines().len(), 2, "nothing more logged");
+    assert_eq!((err.status(), err.code()), (409, "not_active"));
+    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems", "GetItem"]);
+    assert_eq!(lines.lines().len(), lines_before, "nothing more logged");
 
     // Someone else: refused before any call.
     let mallory = Actor::User(UserId::parse("mallory").unwrap());
-    let err = mint_credentials(
-        &store,
-        &issuer,
-        &log,
-        &after,
-        &role,
-        &mallory,
-        Timestamp::now(),
-    )
-    .await
-    .unwrap_err();
+    let err = mint_credentials(&store, &issuer, &log, &after, &mallory, Timestamp::now())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "not_requester");
     assert!(c.calls.take().is_empty());
 }
@@ -307,7 +314,7 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
 #[tokio::test]
 async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_alarm() {
     let c = clients().await;
-    let (store, role, req) = stored_grant(&c).await;
+    let (store, _, req) = stored_grant(&c).await;
     // STS that cannot be reached (nothing listens on port 9), once.
     let sdk = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
     let dead_sts = aws_sdk_sts::Client::from_conf(
@@ -323,7 +330,6 @@ async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_a
         &Issuer::new(dead_sts),
         &log,
         &req,
-        &role,
         &alice,
         Timestamp::now(),
     )
@@ -539,7 +545,7 @@ async fn aws_calls_per_operation_are_as_designed() {
         .unwrap();
     store.transition(1, &next, &ev).await.unwrap();
     report.push(("transition", c.calls.take()));
-    let plan = CredentialPlan::new(&next, &role, now).unwrap();
+    let plan = CredentialPlan::new(&next, now).unwrap();
     issuer.issue(&plan).await.unwrap();
     report.push(("issue", c.calls.take()));
     let alice = Actor::User(UserId::parse("alice").unwrap());

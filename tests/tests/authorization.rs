@@ -75,8 +75,11 @@ fn expected(route: &str, state: State) -> [Want; 6] {
         // SREs may revoke production grants without MFA.
         ("revoke", Active) => [OK, OK, OK, HIDDEN, UNAUTH, UNAUTH],
         ("revoke", _) => [NOT_ACTIVE, NOT_ACTIVE, NOT_ACTIVE, HIDDEN, UNAUTH, UNAUTH],
-        ("credentials", Active) => [OK, NOT_REQ, NOT_REQ, HIDDEN, UNAUTH, UNAUTH],
-        ("credentials", _) => [NOT_ACTIVE, NOT_REQ, NOT_REQ, HIDDEN, UNAUTH, UNAUTH],
+        // Credentials are the requester's alone: everyone else is answered
+        // as for a request that does not exist (the credentials function
+        // reads no role and asks no policy).
+        ("credentials", Active) => [OK, HIDDEN, HIDDEN, HIDDEN, UNAUTH, UNAUTH],
+        ("credentials", _) => [NOT_ACTIVE, HIDDEN, HIDDEN, HIDDEN, UNAUTH, UNAUTH],
         _ => panic!("no expectation for {route} {state:?}"),
     }
 }

@@ -23,6 +23,7 @@ use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
 use tollgate_tests::apigw::{authorizer_claims, fixture, http_event, response_parts};
 use tollgate_tests::issuer::{AUDIENCE, FakeIssuer};
 use tollgate_tests::runtime_api::{FunctionProcess, Outcome, RuntimeApi, workspace_binary};
+use tollgate_tests::sts_proxy::StsProxy;
 
 const FUNCTIONS: [&str; 5] = [
     "requests",
@@ -96,9 +97,24 @@ impl Setup {
     /// Starts function `name` against a fresh Runtime API; returns both and
     /// the init time.
     async fn start(&self, name: &str) -> (RuntimeApi, FunctionProcess, Duration) {
+        self.start_with(name, &[]).await
+    }
+
+    /// [`Setup::start`] with further environment variables.
+    async fn start_with(
+        &self,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> (RuntimeApi, FunctionProcess, Duration) {
         let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
         let runtime = RuntimeApi::start().await;
-        let process = FunctionProcess::spawn(&binary, &runtime, &self.env(), self.logs.path());
+        let mut env = self.env();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let process = FunctionProcess::spawn(&binary, &runtime, &env, self.logs.path());
         let first = runtime
             .wait_for_polls(1, Duration::from_secs(60))
             .await
@@ -277,8 +293,13 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
         "{approved}"
     );
 
-    // credentials: requester only; the credentials work.
-    let (rt, credentials, init) = setup.start("credentials").await;
+    // credentials: requester only (anyone else: as if there were no such
+    // request); the credentials work; and the function never reaches a
+    // control role (the template gives it none), only the target role.
+    let sts = StsProxy::start(&setup.endpoint).await;
+    let (rt, credentials, init) = setup
+        .start_with("credentials", &[("AWS_ENDPOINT_URL_STS", &sts.endpoint())])
+        .await;
     init_times.insert("credentials", init);
     let (status, _) = setup
         .http(
@@ -289,7 +310,7 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
             Some(&bob()),
         )
         .await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
     let (status, creds) = setup
         .http(
             &rt,
@@ -300,6 +321,8 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
         )
         .await;
     assert_eq!(status, 200, "{creds}");
+    assert!(sts.control_session_calls().is_empty());
+    assert_eq!(sts.assume_role_calls().len(), 1);
     let arn = caller_arn(&setup.endpoint, &creds).await;
     assert_eq!(
         arn,

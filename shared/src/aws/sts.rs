@@ -5,7 +5,7 @@
 
 use super::{AwsError, aws_failure};
 use crate::domain::{
-    AccessRequest, RequestId, RoleArn, RoleInfo, SessionName, SessionPolicy, Status, Timestamp,
+    AccessRequest, RequestId, RoleArn, SessionName, SessionPolicy, Status, Timestamp,
     ValidationError, is_tag_char, sanitize_source_identity, sanitize_tag_value,
 };
 use aws_sdk_sts::Client;
@@ -68,21 +68,11 @@ pub struct CredentialPlan {
 }
 
 impl CredentialPlan {
-    /// Plans credentials for `req`, an active grant for `role`, at `now`.
-    pub fn new(
-        req: &AccessRequest,
-        role: &RoleInfo,
-        now: Timestamp,
-    ) -> Result<Self, ValidationError> {
-        if role.arn != req.role_arn {
-            return Err(ValidationError::new(
-                "role_arn",
-                format!(
-                    "the role description is for `{}`, not the requested role",
-                    role.arn
-                ),
-            ));
-        }
+    /// Plans credentials for `req`, an active grant, at `now`. Nothing of
+    /// the role is needed beyond its ARN: IAM's smallest maximum session
+    /// duration (3600 s) is the role-chaining cap, so every role allows the
+    /// longest session the broker ever asks for.
+    pub fn new(req: &AccessRequest, now: Timestamp) -> Result<Self, ValidationError> {
         let status = req.effective_status(now);
         let cutoff = match (status, req.window_end) {
             (Status::Active, Some(end)) if end > now => end,
@@ -94,10 +84,7 @@ impl CredentialPlan {
             }
         };
         let remaining = cutoff.seconds_since(now);
-        let ceiling = ROLE_CHAINING_MAX_SECONDS
-            .min(i64::from(role.max_session_seconds))
-            .max(MIN_SESSION_SECONDS);
-        let duration = remaining.clamp(MIN_SESSION_SECONDS, ceiling);
+        let duration = remaining.clamp(MIN_SESSION_SECONDS, ROLE_CHAINING_MAX_SECONDS);
         let duration_seconds = i32::try_from(duration).unwrap_or(900);
 
         let session_name = SessionName::for_request(req.id);
@@ -334,13 +321,8 @@ mod tests {
 
     const T0: i64 = 1_800_000_000;
 
-    fn role(max: u32) -> RoleInfo {
-        RoleInfo {
-            arn: RoleArn::parse("arn:aws:iam::123456789012:role/tollgate/Ops").unwrap(),
-            role_id: "AROAEXAMPLE".into(),
-            max_session_seconds: max,
-            tags: BTreeMap::new(),
-        }
+    fn role_arn() -> RoleArn {
+        RoleArn::parse("arn:aws:iam::123456789012:role/tollgate/Ops").unwrap()
     }
 
     fn request(sub: &str, seconds: u64, policy: Option<Value>, approve: bool) -> AccessRequest {
@@ -352,7 +334,7 @@ mod tests {
                 tags: BTreeMap::new(),
                 mfa: false,
             },
-            role_arn: role(3600).arn,
+            role_arn: role_arn(),
             duration: GrantDuration::new(seconds, 43_200).unwrap(),
             reason: Reason::parse("deploy").unwrap(),
             ticket: Some(Ticket::parse("CHG-7").unwrap()),
@@ -378,43 +360,36 @@ mod tests {
     }
 
     #[test]
-    fn duration_is_clamped_to_the_window_the_floor_and_the_role() {
+    fn duration_is_clamped_to_the_window_the_floor_and_role_chaining() {
         let req = request("alice", 7200, None, false);
         let cases = [
-            (3600, 0, 3600),   // two hours left, chaining cap
-            (43_200, 0, 3600), // a long role max still caps at one hour
-            (3600, 6000, 1200),
-            (3600, 7000, 900), // 200 s left: STS's floor
+            (0, 3600),    // two hours left: role chaining's one-hour cap
+            (6000, 1200), // twenty minutes left
+            (7000, 900),  // 200 s left: STS's floor
         ];
-        for (max, offset, want) in cases {
-            let plan = CredentialPlan::new(&req, &role(max), at(offset)).unwrap();
-            assert_eq!(plan.duration_seconds, want, "max {max} offset {offset}");
+        for (offset, want) in cases {
+            let plan = CredentialPlan::new(&req, at(offset)).unwrap();
+            assert_eq!(plan.duration_seconds, want, "offset {offset}");
             assert_eq!(plan.expires_at, at(offset + i64::from(want)));
             assert_eq!(plan.cutoff, at(7200));
         }
     }
 
     #[test]
-    fn plan_is_refused_outside_the_window_or_for_another_role() {
+    fn plan_is_refused_outside_the_window() {
         let req = request("alice", 3600, None, false);
-        assert!(CredentialPlan::new(&req, &role(3600), at(3600)).is_err());
+        assert!(CredentialPlan::new(&req, at(3600)).is_err());
         let pending = request("alice", 3600, None, false);
         let mut pending = pending;
         pending.status = Status::Pending;
         pending.window_end = None;
-        assert!(CredentialPlan::new(&pending, &role(3600), at(0)).is_err());
-        let mut other = role(3600);
-        other.arn = RoleArn::parse("arn:aws:iam::123456789012:role/Other").unwrap();
-        assert_eq!(
-            CredentialPlan::new(&req, &other, at(0)).unwrap_err().field,
-            "role_arn"
-        );
+        assert!(CredentialPlan::new(&pending, at(0)).is_err());
     }
 
     #[test]
     fn names_identity_and_tags_follow_sts_rules() {
         let req = request("auth0|alice:admin", 3600, None, true);
-        let plan = CredentialPlan::new(&req, &role(3600), at(10)).unwrap();
+        let plan = CredentialPlan::new(&req, at(10)).unwrap();
         assert_eq!(plan.session_name.as_str(), format!("tollgate-{}", req.id));
         assert!(
             plan.source_identity.starts_with("auth0-alice-admin="),
@@ -430,7 +405,7 @@ mod tests {
         assert_eq!(tags[TAG_APPROVER], "bob_idp");
         assert_eq!(tags[TAG_TICKET], "CHG-7");
         let auto = request("alice", 3600, None, false);
-        let plan = CredentialPlan::new(&auto, &role(3600), at(0)).unwrap();
+        let plan = CredentialPlan::new(&auto, at(0)).unwrap();
         assert!(
             plan.tags
                 .iter()
@@ -462,7 +437,7 @@ mod tests {
     #[test]
     fn session_policy_without_narrowing_allows_until_the_window_end() {
         let req = request("alice", 3600, None, false);
-        let plan = CredentialPlan::new(&req, &role(3600), at(0)).unwrap();
+        let plan = CredentialPlan::new(&req, at(0)).unwrap();
         let doc: Value = serde_json::from_str(&plan.policy).unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         let st = &doc["Statement"][0];
@@ -478,7 +453,7 @@ mod tests {
     #[test]
     fn session_policy_without_narrowing_also_denies_explicitly_after_the_window() {
         let req = request("alice", 3600, None, false);
-        let plan = CredentialPlan::new(&req, &role(3600), at(0)).unwrap();
+        let plan = CredentialPlan::new(&req, at(0)).unwrap();
         let doc: Value = serde_json::from_str(&plan.policy).unwrap();
         let st = doc["Statement"].as_array().unwrap();
         let deny: Vec<&Value> = st.iter().filter(|s| s["Effect"] == "Deny").collect();
@@ -499,7 +474,7 @@ mod tests {
     fn session_policy_with_narrowing_keeps_it_and_denies_after_the_window() {
         let narrowing = json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*"}]});
         let req = request("alice", 3600, Some(narrowing), false);
-        let plan = CredentialPlan::new(&req, &role(3600), at(0)).unwrap();
+        let plan = CredentialPlan::new(&req, at(0)).unwrap();
         let doc: Value = serde_json::from_str(&plan.policy).unwrap();
         let st = doc["Statement"].as_array().unwrap();
         assert_eq!(st.len(), 2);
@@ -521,7 +496,7 @@ mod tests {
         resource.push_str(&"x".repeat(limit - base - resource.len()));
         let narrowing = json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}]});
         let req = request("alice", 3600, Some(narrowing), false);
-        let plan = CredentialPlan::new(&req, &role(3600), at(0)).unwrap();
+        let plan = CredentialPlan::new(&req, at(0)).unwrap();
         assert!(plan.policy.len() <= SessionPolicy::STS_LIMIT_CHARS);
         assert!(plan.policy.len() > SessionPolicy::STS_LIMIT_CHARS - 100);
     }

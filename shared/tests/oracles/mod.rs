@@ -398,7 +398,7 @@ pub fn plan_for(
         };
         (req, _) = req.apply(cmd, &actor, now).unwrap();
     }
-    CredentialPlan::new(&req, &role, now.plus(60)).expect("a valid active grant is mintable")
+    CredentialPlan::new(&req, now.plus(60)).expect("a valid active grant is mintable")
 }
 
 /// A verified identity with no groups or claims.
