@@ -221,6 +221,8 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> i32 {
             now: inputs.now,
             requester: inputs.requester.as_ref(),
             approvals_so_far: args.approvals_so_far,
+            starts_at: None,
+            extension_seconds: None,
         },
     };
     let decision = inputs.engine.decide(&query);

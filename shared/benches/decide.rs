@@ -95,6 +95,8 @@ fn bench_decide(c: &mut Criterion) {
             now: Timestamp::parse_rfc3339("2026-11-18T10:00:00Z").expect("time"),
             requester: None,
             approvals_so_far: 0,
+            starts_at: None,
+            extension_seconds: None,
         },
     };
     let authorizer = Authorizer::new();

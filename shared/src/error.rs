@@ -171,7 +171,11 @@ impl From<Refusal> for BrokerError {
             | Refusal::NotActive(_)
             | Refusal::AlreadyApproved
             | Refusal::DigestMismatch
-            | Refusal::NotDue => Self::Conflict { code, message },
+            | Refusal::NotDue
+            | Refusal::NotStarted(_)
+            | Refusal::NotBreakGlass
+            | Refusal::AlreadyReviewed => Self::Conflict { code, message },
+            Refusal::ExtensionTooLong { .. } => Self::InvalidInput { code, message },
         }
     }
 }

@@ -382,6 +382,7 @@ fn when_column(r: &AccessRequest, now: Timestamp) -> String {
     let status = r.effective_status(now);
     let (verb, at) = match status {
         Status::Active => ("ends", r.window_end),
+        Status::Scheduled => ("starts", r.window_start),
         Status::Pending => ("lapses", Some(r.pending_deadline)),
         Status::Expired => ("expired", r.window_end.or(r.closed_at)),
         Status::Lapsed => ("lapsed", Some(r.pending_deadline)),
@@ -657,6 +658,51 @@ fn event_detail(e: &Event) -> String {
             session_name,
             expires_at,
         } => format!("{session_name}, expiring {}", expires_at.to_rfc3339()),
+        EventKind::ConsoleIssued {
+            session_name,
+            expires_at,
+        } => format!(
+            "console sign-in, {session_name}, expiring {}",
+            expires_at.to_rfc3339()
+        ),
+        EventKind::ExtensionRequested {
+            number,
+            seconds,
+            reason,
+            auto_approved,
+            window_end,
+            ..
+        } => {
+            let how = match window_end {
+                Some(end) if *auto_approved => {
+                    format!("auto-approved, ends {}", end.to_rfc3339())
+                }
+                _ => "needs approval".to_owned(),
+            };
+            format!(
+                "#{number} +{} ({how}): {reason}",
+                format_seconds(u64::from(*seconds))
+            )
+        }
+        EventKind::ExtensionApproved {
+            number,
+            approvals,
+            required,
+            window_end,
+            comment,
+            ..
+        } => {
+            let c = comment
+                .as_ref()
+                .map_or_else(String::new, |c| format!(": {c}"));
+            let ends =
+                window_end.map_or_else(String::new, |e| format!(", now ends {}", e.to_rfc3339()));
+            format!("#{number} {approvals} of {required}{ends}{c}")
+        }
+        EventKind::ExtensionDenied { number, reason } => format!("#{number}: {reason}"),
+        EventKind::Reviewed {
+            outcome, comment, ..
+        } => format!("{}: {comment}", outcome.as_str()),
         EventKind::Cancelled | EventKind::Expired | EventKind::Lapsed => String::new(),
     }
 }

@@ -200,6 +200,11 @@ fn event_type(kind: &EventKind) -> &'static str {
         EventKind::Cancelled => "cancelled",
         EventKind::Revoked { .. } => "revoked",
         EventKind::CredentialsIssued { .. } => "credentials_issued",
+        EventKind::ConsoleIssued { .. } => "console_issued",
+        EventKind::ExtensionRequested { .. } => "extension_requested",
+        EventKind::ExtensionApproved { .. } => "extension_approved",
+        EventKind::ExtensionDenied { .. } => "extension_denied",
+        EventKind::Reviewed { .. } => "reviewed",
         EventKind::Expired => "expired",
         EventKind::Lapsed => "lapsed",
     }

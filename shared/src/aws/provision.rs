@@ -108,6 +108,7 @@ pub const EXAMPLE_ROLES: &[ExampleRole] = &[
         tags: &[
             ("environment", "production"),
             ("tollgate:approvals", "2"),
+            ("tollgate:break-glass", "allowed"),
             ("tollgate:managed", "true"),
         ],
     },

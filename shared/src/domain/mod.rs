@@ -18,8 +18,10 @@ pub use duration::{
 };
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
-    AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
-    EventSignature, NewRequest, Refusal, Status,
+    AccessRequest, Actor, Approval, BreakGlass, Command, CredentialUse,
+    DEFAULT_PENDING_TTL_SECONDS, Event, EventKind, EventSignature, Extension, GrantLength,
+    MAX_SCHEDULE_LEAD_SECONDS, NewRequest, Opening, Refusal, ReviewOutcome, ReviewState, StartsAt,
+    Status, UnderReview,
 };
 pub use onboarding::{MANAGED_TAG, OnboardingRules, RoleCheck, RoleFacts, assess};
 pub use request_id::RequestId;

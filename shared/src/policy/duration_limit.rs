@@ -215,6 +215,8 @@ mod tests {
                 now: Timestamp::parse_rfc3339("2026-11-18T10:00:00Z").unwrap(),
                 requester: None,
                 approvals_so_far: 0,
+                starts_at: None,
+                extension_seconds: None,
             },
         }
     }

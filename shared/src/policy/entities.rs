@@ -34,17 +34,28 @@ pub enum Action {
     /// operator's question, decided before any AWS call over a role built
     /// from its ARN alone (no tags).
     Check,
+    /// Ask to lengthen one's own active grant; `duration_seconds` is then
+    /// the whole grant with the extension, `extension_seconds` what it adds.
+    Extend,
+    /// Take a grant at once without approval (break-glass), to be reviewed
+    /// afterwards.
+    BreakGlass,
+    /// Record whether someone else's break-glass grant was justified.
+    Review,
 }
 
 impl Action {
     /// Every action, in schema order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 9] = [
         Self::Request,
         Self::AutoApprove,
         Self::Approve,
         Self::Revoke,
         Self::Read,
         Self::Check,
+        Self::Extend,
+        Self::BreakGlass,
+        Self::Review,
     ];
 
     /// The Cedar action id (`request`, `auto_approve`, ...).
@@ -56,6 +67,9 @@ impl Action {
             Self::Revoke => "revoke",
             Self::Read => "read",
             Self::Check => "check",
+            Self::Extend => "extend",
+            Self::BreakGlass => "break_glass",
+            Self::Review => "review",
         }
     }
 
@@ -68,6 +82,9 @@ impl Action {
             Self::Revoke => 3,
             Self::Read => 4,
             Self::Check => 5,
+            Self::Extend => 6,
+            Self::BreakGlass => 7,
+            Self::Review => 8,
         }
     }
 }
@@ -89,7 +106,7 @@ impl FromStr for Action {
                 ValidationError::new(
                     "action",
                     format!(
-                        "{} is not an action (request, auto_approve, approve, revoke, read, check)",
+                        "{} is not an action (request, auto_approve, approve, revoke, read, check, extend, break_glass, review)",
                         quote(s)
                     ),
                 )
@@ -128,8 +145,16 @@ pub struct QueryContext<'a> {
     /// Who made the request: for `approve`, and for `read`/`revoke` of an
     /// existing request. Added as an entity and referenced as `context.requester`.
     pub requester: Option<&'a Identity>,
-    /// Approvals the request already has.
+    /// Approvals the request already has (of the extension, when one is
+    /// under review).
     pub approvals_so_far: u32,
+    /// A scheduled grant's start; `lead_seconds` (from `now` to it) is
+    /// derived. Absent from the Cedar context when `None`.
+    pub starts_at: Option<Timestamp>,
+    /// For `extend`, and for `auto_approve`/`approve` of an extension: the
+    /// seconds it adds (`duration_seconds` is then the new total). Absent
+    /// from the Cedar context when `None`.
+    pub extension_seconds: Option<u32>,
 }
 
 /// Lowercase English weekday, as policies compare it.
@@ -238,7 +263,7 @@ fn role_entity(names: &Names, role: &RoleInfo) -> Result<Entity, String> {
 fn context(q: &Query<'_>, names: &Names) -> Result<Context, String> {
     let c = &q.context;
     let when = c.now.to_offset_date_time();
-    let mut pairs = Vec::with_capacity(11);
+    let mut pairs = Vec::with_capacity(14);
     pairs.push((
         "duration_seconds".to_owned(),
         RestrictedExpression::new_long(i64::from(c.duration_seconds)),
@@ -266,6 +291,22 @@ fn context(q: &Query<'_>, names: &Names) -> Result<Context, String> {
         "approvals_so_far".to_owned(),
         RestrictedExpression::new_long(i64::from(c.approvals_so_far)),
     ));
+    if let Some(start) = c.starts_at {
+        pairs.push((
+            "starts_at".to_owned(),
+            RestrictedExpression::new_datetime(start.to_rfc3339()),
+        ));
+        pairs.push((
+            "lead_seconds".to_owned(),
+            RestrictedExpression::new_long(start.seconds_since(c.now).max(0)),
+        ));
+    }
+    if let Some(seconds) = c.extension_seconds {
+        pairs.push((
+            "extension_seconds".to_owned(),
+            RestrictedExpression::new_long(i64::from(seconds)),
+        ));
+    }
     if let Some(requester) = c.requester {
         pairs.push((
             "requester".to_owned(),

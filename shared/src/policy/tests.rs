@@ -70,6 +70,8 @@ fn user(key: &str) -> Identity {
         ),
         "no-department" => identity("grace", &["data-engineers"], &[], true),
         "security" => identity("heidi", &["security"], &[], true),
+        "security-no-mfa" => identity("hank", &["security"], &[], false),
+        "oncall-mfa" => identity("olga", &["developers", "oncall"], &[], true),
         "platform" => identity("pat", &["platform"], &[], false),
         "nobody" => identity("ivan", &[], &[], true),
         other => panic!("no user {other}"),
@@ -102,6 +104,14 @@ fn example_role(key: &str) -> RoleInfo {
             ],
         ),
         "untagged" => role("arn:aws:iam::111111111111:role/sandbox", &[]),
+        "break-glass" => role(
+            "arn:aws:iam::222222222222:role/prod-break-glass",
+            &[
+                ("environment", "production"),
+                ("tollgate:approvals", "2"),
+                ("tollgate:break-glass", "allowed"),
+            ],
+        ),
         other => panic!("no role {other}"),
     }
 }
@@ -118,6 +128,10 @@ struct Case {
     ticket: Option<&'static str>,
     now: &'static str,
     requester: Option<&'static str>,
+    /// A scheduled start (RFC 3339).
+    starts_at: Option<&'static str>,
+    /// For an extension: the seconds it adds (`duration` is then the total).
+    extension: Option<u32>,
     allowed: bool,
     permitted: &'static [&'static str],
     forbidden: &'static [&'static str],
@@ -132,6 +146,8 @@ const BASE: Case = Case {
     ticket: None,
     now: OFFICE,
     requester: None,
+    starts_at: None,
+    extension: None,
     allowed: false,
     permitted: &[],
     forbidden: &[],
@@ -158,6 +174,8 @@ fn check(engine: &PolicyEngine, case: &Case, principal: &Identity, role: &RoleIn
             now: at(case.now),
             requester: requester.as_ref(),
             approvals_so_far: 0,
+            starts_at: case.starts_at.map(at),
+            extension_seconds: case.extension,
         },
     };
     let decision = engine.decide(&query);
@@ -586,14 +604,296 @@ fn example_policies_decide_as_documented() {
 }
 
 #[test]
+fn example_policies_decide_extensions_schedules_and_break_glass_as_documented() {
+    let engine = examples();
+    let cases = [
+        // Extensions: `duration` is the whole grant with the extension.
+        Case {
+            name: "developer may extend a staging grant to four hours in all",
+            action: Action::Extend,
+            duration: 14_400,
+            extension: Some(3600),
+            requester: Some("dev"),
+            allowed: true,
+            permitted: &["staging-extend"],
+            ..BASE
+        },
+        Case {
+            name: "developer may not extend a staging grant past four hours in all",
+            action: Action::Extend,
+            duration: 14_401,
+            extension: Some(3601),
+            requester: Some("dev"),
+            ..BASE
+        },
+        Case {
+            name: "a staging extension within four hours is approved automatically",
+            action: Action::AutoApprove,
+            duration: 10_800,
+            extension: Some(3600),
+            requester: Some("dev"),
+            allowed: true,
+            permitted: &["staging-auto-approve"],
+            ..BASE
+        },
+        Case {
+            name: "developer may ask to extend a production grant with a ticket",
+            action: Action::Extend,
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            duration: 5400,
+            extension: Some(1800),
+            requester: Some("dev"),
+            allowed: true,
+            permitted: &["production-extend"],
+            ..BASE
+        },
+        Case {
+            name: "a production extension is never approved automatically",
+            action: Action::AutoApprove,
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            duration: 5400,
+            extension: Some(1800),
+            requester: Some("dev"),
+            forbidden: &["production-never-automatic"],
+            ..BASE
+        },
+        Case {
+            name: "no production extension past two hours in all",
+            action: Action::Extend,
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            duration: 7260,
+            extension: Some(3660),
+            requester: Some("dev"),
+            permitted: &["production-extend"],
+            forbidden: &["production-two-hour-cap"],
+            ..BASE
+        },
+        Case {
+            name: "approving a production extension past two hours in all is forbidden",
+            who: "sre",
+            action: Action::Approve,
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            duration: 9000,
+            extension: Some(1800),
+            requester: Some("dev"),
+            permitted: &["production-approve"],
+            forbidden: &["production-two-hour-cap"],
+            ..BASE
+        },
+        Case {
+            name: "sre with mfa may approve a production extension within two hours",
+            who: "sre",
+            action: Action::Approve,
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            duration: 7200,
+            extension: Some(3600),
+            requester: Some("dev"),
+            allowed: true,
+            permitted: &["production-approve"],
+            ..BASE
+        },
+        Case {
+            name: "a data extension needs the owning department",
+            who: "payments",
+            action: Action::Extend,
+            role: "data",
+            duration: 7200,
+            extension: Some(3600),
+            requester: Some("payments"),
+            permitted: &["data-extend"],
+            forbidden: &["data-owner-team-only"],
+            ..BASE
+        },
+        Case {
+            name: "the owning team may extend a data grant to eight hours",
+            who: "analyst",
+            action: Action::Extend,
+            role: "data",
+            duration: 28_800,
+            extension: Some(3600),
+            requester: Some("analyst"),
+            allowed: true,
+            permitted: &["data-extend"],
+            ..BASE
+        },
+        // Scheduled grants.
+        Case {
+            name: "a production grant may be scheduled six days ahead",
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            starts_at: Some("2026-11-24T10:00:00Z"),
+            allowed: true,
+            permitted: &["production-request"],
+            ..BASE
+        },
+        Case {
+            name: "a production grant may not be scheduled more than a week ahead",
+            role: "prod",
+            ticket: Some("CHG-1234"),
+            starts_at: Some("2026-11-25T10:00:01Z"),
+            permitted: &["production-request"],
+            forbidden: &["production-schedule-within-a-week"],
+            ..BASE
+        },
+        Case {
+            name: "a staging grant may be scheduled weeks ahead",
+            starts_at: Some("2026-12-10T10:00:00Z"),
+            allowed: true,
+            permitted: &["staging-request"],
+            ..BASE
+        },
+        // Break-glass.
+        Case {
+            name: "an on-call engineer with mfa may break glass on a role marked for it",
+            who: "oncall-mfa",
+            action: Action::BreakGlass,
+            role: "break-glass",
+            now: "2026-11-21T03:00:00Z",
+            allowed: true,
+            permitted: &["break-glass-oncall"],
+            ..BASE
+        },
+        Case {
+            name: "break-glass needs mfa",
+            who: "dev-oncall",
+            action: Action::BreakGlass,
+            role: "break-glass",
+            forbidden: &["break-glass-mfa-required"],
+            ..BASE
+        },
+        Case {
+            name: "break-glass is for an hour at most",
+            who: "oncall-mfa",
+            action: Action::BreakGlass,
+            role: "break-glass",
+            duration: 3601,
+            ..BASE
+        },
+        Case {
+            name: "no break-glass on a role not marked for it",
+            who: "oncall-mfa",
+            action: Action::BreakGlass,
+            role: "prod",
+            ..BASE
+        },
+        Case {
+            name: "an sre who is not on call may not break glass",
+            who: "sre",
+            action: Action::BreakGlass,
+            role: "break-glass",
+            ..BASE
+        },
+        Case {
+            name: "the security team reviews break-glass grants",
+            who: "security",
+            action: Action::Review,
+            role: "break-glass",
+            requester: Some("oncall-mfa"),
+            allowed: true,
+            permitted: &["break-glass-review-security"],
+            ..BASE
+        },
+        Case {
+            name: "an sre reviews production break-glass grants",
+            who: "sre",
+            action: Action::Review,
+            role: "break-glass",
+            requester: Some("oncall-mfa"),
+            allowed: true,
+            permitted: &["break-glass-review-sre-production"],
+            ..BASE
+        },
+        Case {
+            name: "an sre does not review staging break-glass grants",
+            who: "sre",
+            action: Action::Review,
+            role: "staging",
+            requester: Some("oncall-mfa"),
+            ..BASE
+        },
+        Case {
+            name: "reviewing needs mfa",
+            who: "security-no-mfa",
+            action: Action::Review,
+            role: "break-glass",
+            requester: Some("oncall-mfa"),
+            permitted: &["break-glass-review-security"],
+            forbidden: &["approver-mfa-required"],
+            ..BASE
+        },
+        Case {
+            name: "nobody reviews their own break-glass grant",
+            who: "security",
+            action: Action::Review,
+            role: "break-glass",
+            requester: Some("security"),
+            permitted: &["break-glass-review-security"],
+            forbidden: &["no-self-approval"],
+            ..BASE
+        },
+        Case {
+            name: "a requester may not review",
+            who: "oncall-mfa",
+            action: Action::Review,
+            role: "break-glass",
+            requester: Some("dev"),
+            ..BASE
+        },
+    ];
+    for case in &cases {
+        check(&engine, case, &user(case.who), &example_role(case.role));
+    }
+}
+
+#[test]
+fn schedules_and_extensions_reach_policies_as_context() {
+    let e = engine(
+        r#"
+        @id("soon-only")
+        permit (principal, action == Tollgate::Action::"request", resource)
+        when { context has lead_seconds && context.lead_seconds <= 3600 &&
+               context has starts_at && context.starts_at > context.now };
+        @id("small-extensions")
+        permit (principal, action == Tollgate::Action::"extend", resource)
+        when { context has extension_seconds && context.extension_seconds <= 1800 &&
+               context.duration_seconds == 3600 + context.extension_seconds };
+        "#,
+    );
+    let who = member(&["developers"], &[], false);
+    let scheduled = |offset: i64| QueryContext {
+        starts_at: Some(at(OFFICE).plus(offset)),
+        ..ctx()
+    };
+    assert!(ask(&e, &who, Action::Request, PROD_ARN, scheduled(3600)).allowed);
+    assert!(!ask(&e, &who, Action::Request, PROD_ARN, scheduled(3601)).allowed);
+    assert!(
+        !ask(&e, &who, Action::Request, PROD_ARN, ctx()).allowed,
+        "no schedule, no lead"
+    );
+    let extension = |seconds: u32| QueryContext {
+        duration_seconds: 3600 + seconds,
+        extension_seconds: Some(seconds),
+        ..ctx()
+    };
+    assert!(ask(&e, &who, Action::Extend, PROD_ARN, extension(1800)).allowed);
+    assert!(!ask(&e, &who, Action::Extend, PROD_ARN, extension(1801)).allowed);
+    assert!(!ask(&e, &who, Action::Extend, PROD_ARN, ctx()).allowed);
+}
+
+#[test]
 fn example_policies_load_with_ids_and_descriptions() {
     let engine = examples();
-    assert_eq!(engine.file_count(), 5);
-    assert_eq!(engine.policy_count(), 20);
+    assert_eq!(engine.file_count(), 6);
+    assert_eq!(engine.policy_count(), 28);
     assert!(engine.warnings().is_empty(), "{:?}", engine.warnings());
     let policies = engine.policies();
     // Load order: files sorted by name, then position in the file.
-    assert_eq!(policies[0].id, "data-request");
+    assert_eq!(policies[0].id, "break-glass-oncall");
     assert!(
         policies
             .iter()
@@ -637,6 +937,8 @@ fn ctx() -> QueryContext<'static> {
         now: at(OFFICE),
         requester: None,
         approvals_so_far: 0,
+        starts_at: None,
+        extension_seconds: None,
     }
 }
 
@@ -919,6 +1221,8 @@ fn purpose_made_sets_decide_as_written() {
             arn: PROD_ARN,
             ctx: QueryContext {
                 approvals_so_far: 1,
+                starts_at: None,
+                extension_seconds: None,
                 ..ctx()
             },
             allowed: true,
@@ -1459,7 +1763,7 @@ fn clones_share_one_loaded_set() {
     assert!(std::ptr::eq(a.policy_set(), b.policy_set()));
     assert_eq!(
         format!("{a:?}"),
-        "PolicyEngine { policies: 20, files: 5, .. }"
+        "PolicyEngine { policies: 28, files: 6, .. }"
     );
 }
 

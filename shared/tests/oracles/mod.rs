@@ -635,6 +635,8 @@ pub fn check_policy_sources(sources: &[(&str, &str)]) {
                         now: Timestamp::from_unix(1_795_000_000),
                         requester: Some(&alice),
                         approvals_so_far: 0,
+                        starts_at: None,
+                        extension_seconds: None,
                     },
                 };
                 let d = engine.decide(&q);

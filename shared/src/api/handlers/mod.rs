@@ -127,20 +127,29 @@ pub(crate) fn query<'a>(
     }
 }
 
-/// The policy context of a question about an existing request.
+/// The policy context of a question about an existing request: the whole
+/// grant's length, and while an extension is under review, the grant with
+/// it (`extension_seconds` set, approvals counted on the extension).
 fn query_context<'a>(
     caller: &'a Caller,
     req: &'a AccessRequest,
     now: Timestamp,
 ) -> QueryContext<'a> {
+    let extension = match req.under_review(now) {
+        Some(crate::domain::UnderReview::Extension(ext)) => Some(ext),
+        _ => None,
+    };
+    let approvals = extension.map_or(req.approvals.len(), |e| e.approvals.len());
     QueryContext {
-        duration_seconds: req.duration.seconds(),
+        duration_seconds: extension.map_or(req.total_seconds(), |e| e.total_seconds),
         reason: req.reason.as_str(),
         ticket: req.ticket.as_ref().map(|t| t.as_str()),
         source_ip: caller.source_ip.as_deref(),
         now,
         requester: Some(&req.requester),
-        approvals_so_far: u32::try_from(req.approvals.len()).unwrap_or(u32::MAX),
+        approvals_so_far: u32::try_from(approvals).unwrap_or(u32::MAX),
+        starts_at: req.starts_at,
+        extension_seconds: extension.map(|e| e.seconds),
     }
 }
 
@@ -254,6 +263,8 @@ pub(crate) async fn authorize_view(
                 now,
                 requester: Some(&caller.identity),
                 approvals_so_far: 0,
+                starts_at: None,
+                extension_seconds: None,
             };
             may_see(state, caller, &role, context);
         }

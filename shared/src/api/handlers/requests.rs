@@ -148,6 +148,8 @@ pub async fn create(
             now,
             requester: None,
             approvals_so_far: 0,
+            starts_at: None,
+            extension_seconds: None,
         },
     };
     // The longest grant policies allow for this request as asked (`None`:

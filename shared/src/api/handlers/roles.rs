@@ -48,6 +48,8 @@ pub async fn check(
                 now,
                 requester: None,
                 approvals_so_far: 0,
+                starts_at: None,
+                extension_seconds: None,
             },
         };
         let decision = decide_logged(&state, &q, None);
