@@ -436,6 +436,7 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
             ("by-requester".into(), "gsi1pk".into(), "gsi1sk".into()),
             ("open-by-due".into(), "gsi3pk".into(), "gsi3sk".into()),
             ("pending-by-role".into(), "gsi2pk".into(), "gsi2sk".into()),
+            ("unreviewed".into(), "gsi4pk".into(), "gsi4sk".into()),
         ]
     );
     let ttl = c

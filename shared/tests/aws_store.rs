@@ -1002,3 +1002,237 @@ async fn a_store_without_the_audit_key_writes_nothing() {
     assert_eq!(tollgate::BrokerError::from(err).status(), 500);
     assert_eq!(f.store.get(req.id).await.unwrap(), None);
 }
+
+fn extend(req: &AccessRequest, seconds: u32, now: Timestamp) -> (AccessRequest, Event) {
+    req.apply(
+        Command::Extend {
+            by: tollgate::domain::GrantDuration::new(u64::from(seconds), 43_200).unwrap(),
+            reason: Reason::parse("more time").unwrap(),
+            max_total_seconds: 43_200,
+            auto_approved: false,
+            policies: vec![],
+        },
+        &user(req.requester_id().as_str()),
+        now,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_grant_with_an_extension_awaiting_approval_is_listed_for_approvers_until_decided() {
+    let f = fixture().await;
+    let dev = role("Dev");
+    let now = Timestamp::now();
+    let (req, ev) = pending_at(&dev, "alice", 1, now);
+    f.store.create(&req, &ev, None).await.unwrap();
+    let (active, ev) = approve(&req, "bob", now);
+    f.store.transition(1, &active, &ev).await.unwrap();
+    let pending_ids = || async {
+        f.store
+            .list_pending(None, PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(pending_ids().await.is_empty());
+
+    let (asked, ev) = extend(&active, 1800, now);
+    f.store.transition(2, &asked, &ev).await.unwrap();
+    assert_eq!(pending_ids().await, vec![req.id]);
+    let digest = asked.pending_extension.clone().unwrap().digest;
+    let (extended, ev) = asked
+        .apply(
+            Command::Approve {
+                digest,
+                comment: None,
+                policies: vec![],
+            },
+            &user("carol"),
+            now,
+        )
+        .unwrap();
+    f.store.transition(3, &extended, &ev).await.unwrap();
+    assert!(pending_ids().await.is_empty());
+
+    // The window end moved, and the due index with it; the request item's
+    // retention still counts from the window without extensions, so no
+    // event expires before it.
+    let pk = schema::request_pk(req.id);
+    let meta = raw_item(&f, &pk, "META").await.unwrap();
+    let original_end = active.window_end.unwrap();
+    let end = extended.window_end.unwrap();
+    assert_eq!(end, original_end.plus(1800));
+    assert_eq!(number(&meta, "ttl"), original_end.unix() + RETENTION);
+    assert_eq!(meta["gsi3sk"].as_s().unwrap(), &schema::due_sk(end, req.id));
+    for seq in 1..=4 {
+        let event = raw_item(&f, &pk, &schema::event_sk(seq)).await.unwrap();
+        assert!(
+            number(&event, "ttl") >= number(&meta, "ttl"),
+            "event {seq} outlives its request"
+        );
+    }
+    let (_, events) = f.store.get_with_events(req.id).await.unwrap().unwrap();
+    assert_eq!(
+        chain::verify(&events, &extended.chain_head, extended.version),
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn a_break_glass_request_is_unreviewed_until_its_review_whatever_its_status() {
+    let f = fixture().await;
+    let created = Timestamp::now().plus(-7200);
+    let mut new = new_request(&role("Prod"), "olga", 1800, 2).unwrap();
+    new.id = tollgate::domain::RequestId::generate(created);
+    let (bg, ev) = AccessRequest::open(
+        new,
+        tollgate::domain::Opening::BreakGlass,
+        vec!["break-glass".into()],
+        created,
+    );
+    f.store.create(&bg, &ev, None).await.unwrap();
+    let (other, ev) = pending(&role("Prod"), "alice");
+    f.store.create(&other, &ev, None).await.unwrap();
+
+    let unreviewed = || async {
+        f.store
+            .list_unreviewed(PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(unreviewed().await, vec![bg.id]);
+    f.clients.calls.clear();
+    assert_eq!(
+        f.store
+            .count_unreviewed_before(created.plus(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(f.store.count_unreviewed_before(created).await.unwrap(), 0);
+    assert_eq!(f.clients.calls.take(), ["Query", "Query"]);
+
+    // Ended, and still unreviewed.
+    let (expired, ev) = bg
+        .apply(Command::Expire, &Actor::System, created.plus(1800))
+        .unwrap();
+    f.store.transition(1, &expired, &ev).await.unwrap();
+    assert_eq!(unreviewed().await, vec![bg.id]);
+
+    let (reviewed, ev) = expired
+        .apply(
+            Command::Review {
+                outcome: tollgate::domain::ReviewOutcome::Justified,
+                comment: Reason::parse("the outage was real").unwrap(),
+                policies: vec![],
+            },
+            &user("heidi"),
+            Timestamp::now(),
+        )
+        .unwrap();
+    f.store.transition(2, &reviewed, &ev).await.unwrap();
+    assert!(unreviewed().await.is_empty());
+    assert_eq!(
+        f.store
+            .count_unreviewed_before(Timestamp::now())
+            .await
+            .unwrap(),
+        0
+    );
+    let stored = f.store.get(bg.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Expired);
+    assert_eq!(
+        stored.break_glass.unwrap().review,
+        tollgate::domain::ReviewState::Justified
+    );
+}
+
+#[tokio::test]
+async fn provisioning_adds_the_indexes_a_table_from_an_earlier_version_lacks() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let f = fixture().await;
+    let table = unique_name("old-layout");
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let mut create = f
+        .clients
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-requester")
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    for name in ["pk", "sk", "gsi1pk", "gsi1sk"] {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        );
+    }
+    create.send().await.unwrap();
+    assert!(!create_table(&f.clients.dynamodb, &table).await.unwrap());
+    let described = f
+        .clients
+        .dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| g.index_name().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "by-requester",
+            "open-by-due",
+            "pending-by-role",
+            "unreviewed"
+        ]
+    );
+    let store = f.clients.store(&table, RETENTION).await.unwrap();
+    assert!(
+        store
+            .list_unreviewed(PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -12,8 +12,9 @@
 
 use super::schema::{
     self, BODY, DUE, EVENT, EXPIRES, FINGERPRINT, GSI_BY_REQUESTER, GSI_OPEN_BY_DUE,
-    GSI_PENDING_BY_ROLE, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, OWNER,
-    PENDING, PK, RENDERED, RENDERED_AT, REQUEST_ID, ROLE_ID, SK, STATUS, TTL, UNTIL, VERSION,
+    GSI_PENDING_BY_ROLE, GSI_UNREVIEWED, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK,
+    GSI4_PK, GSI4_SK, META, OWNER, PENDING, PK, RENDERED, RENDERED_AT, REQUEST_ID, ROLE_ID, SK,
+    STATUS, TTL, UNREVIEWED, UNTIL, VERSION,
 };
 use super::{AuditSigner, AwsError, BoxError, is_transient};
 use crate::BrokerError;
@@ -285,9 +286,11 @@ impl Store {
         &self.table
     }
 
-    /// The `ttl` of a request item: window end (or pending deadline) plus retention.
+    /// The `ttl` of a request item: window end without extensions (or the
+    /// pending deadline) plus retention. Extensions only move later events'
+    /// `ttl`, so no event expires before the request item it chains to.
     pub fn request_ttl(&self, req: &AccessRequest) -> i64 {
-        req.window_end
+        req.original_window_end()
             .unwrap_or(req.pending_deadline)
             .unix()
             .saturating_add(self.retention_seconds)
@@ -565,9 +568,10 @@ impl Store {
         .await
     }
 
-    /// Requests stored as pending, for every role or one role, oldest first.
-    /// Includes requests past their deadline that the sweep has not yet
-    /// lapsed: callers check [`AccessRequest::effective_status`].
+    /// Requests stored as pending, and active grants with an extension
+    /// waiting for approval, for every role or one role, by role. Includes
+    /// requests past their deadline (or grants past their window) that the
+    /// sweep has not yet closed: callers check [`AccessRequest::under_review`].
     #[tracing::instrument(skip_all)]
     pub async fn list_pending(
         &self,
@@ -588,6 +592,58 @@ impl Store {
             q.values.push((":prefix", s(schema::pending_prefix(role))));
         }
         self.query_index(q, page).await
+    }
+
+    /// Break-glass requests whose review is not recorded yet, oldest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_unreviewed(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.query_index(
+            IndexQuery {
+                index: GSI_UNREVIEWED,
+                keys: [GSI4_PK, GSI4_SK],
+                condition: "#ipk = :ipk",
+                names: vec![("#ipk", GSI4_PK)],
+                values: vec![(":ipk", s(UNREVIEWED))],
+                forward: true,
+            },
+            page,
+        )
+        .await
+    }
+
+    /// How many break-glass requests created before `before` still await
+    /// their review: one `Select=COUNT` query of the `unreviewed` index
+    /// (more only past 1 MB of keys).
+    #[tracing::instrument(skip_all)]
+    pub async fn count_unreviewed_before(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut count = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI_UNREVIEWED)
+                .key_condition_expression("#ipk = :ipk AND #isk < :bound")
+                .expression_attribute_names("#ipk", GSI4_PK)
+                .expression_attribute_names("#isk", GSI4_SK)
+                .expression_attribute_values(":ipk", s(UNREVIEWED))
+                .expression_attribute_values(":bound", s(schema::due_bound(before.plus(-1))))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_failure)?;
+            count += u64::try_from(out.count()).unwrap_or(0);
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(count)
     }
 
     /// Requests with something due at or before `now`, earliest first:
@@ -836,7 +892,11 @@ impl Store {
             (GSI1_SK.to_owned(), s(schema::requester_sk(req.id))),
             (TTL.to_owned(), n(self.request_ttl(req))),
         ]);
-        if req.status == Status::Pending {
+        // Everything approvers may act on: a pending request, or an active
+        // grant's extension waiting for approval.
+        if req.status == Status::Pending
+            || (req.status == Status::Active && req.pending_extension.is_some())
+        {
             item.insert(GSI2_PK.to_owned(), s(PENDING));
             item.insert(
                 GSI2_SK.to_owned(),
@@ -856,6 +916,13 @@ impl Store {
         if let Some(due) = due {
             item.insert(GSI3_PK.to_owned(), s(DUE));
             item.insert(GSI3_SK.to_owned(), s(schema::due_sk(due, req.id)));
+        }
+        if req.awaits_break_glass_review() {
+            item.insert(GSI4_PK.to_owned(), s(UNREVIEWED));
+            item.insert(
+                GSI4_SK.to_owned(),
+                s(schema::unreviewed_sk(req.created_at, req.id)),
+            );
         }
         Ok(item)
     }

@@ -11,8 +11,8 @@
 
 use super::accounts::assume_session;
 use super::schema::{
-    GSI_BY_REQUESTER, GSI_OPEN_BY_DUE, GSI_PENDING_BY_ROLE, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK,
-    GSI3_PK, GSI3_SK, PK, SK, TTL,
+    GSI_BY_REQUESTER, GSI_OPEN_BY_DUE, GSI_PENDING_BY_ROLE, GSI_UNREVIEWED, GSI1_PK, GSI1_SK,
+    GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, GSI4_PK, GSI4_SK, PK, SK, TTL,
 };
 use super::{AwsError, aws_failure};
 use crate::config::{DEFAULT_CONTROL_ROLE, DEFAULT_MANAGED_ROLE_PATH};
@@ -287,15 +287,24 @@ pub async fn create_table(
             .build()
             .map_err(bad)
     };
+    let indexes = [
+        (GSI_BY_REQUESTER, GSI1_PK, GSI1_SK),
+        (GSI_PENDING_BY_ROLE, GSI2_PK, GSI2_SK),
+        (GSI_OPEN_BY_DUE, GSI3_PK, GSI3_SK),
+        (GSI_UNREVIEWED, GSI4_PK, GSI4_SK),
+    ];
     let mut create = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
-        .global_secondary_indexes(gsi(GSI_BY_REQUESTER, GSI1_PK, GSI1_SK)?)
-        .global_secondary_indexes(gsi(GSI_PENDING_BY_ROLE, GSI2_PK, GSI2_SK)?)
-        .global_secondary_indexes(gsi(GSI_OPEN_BY_DUE, GSI3_PK, GSI3_SK)?)
+        .set_global_secondary_indexes(Some(
+            indexes
+                .iter()
+                .map(|(name, hash, range)| gsi(name, hash, range))
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -304,7 +313,9 @@ pub async fn create_table(
                 .map_err(bad)?,
         )
         .sse_specification(SseSpecification::builder().enabled(true).build());
-    for name in [PK, SK, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK] {
+    for name in [
+        PK, SK, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, GSI4_PK, GSI4_SK,
+    ] {
         create = create.attribute_definitions(string_attr(name)?);
     }
     let created = match create.send().await {
@@ -316,6 +327,50 @@ pub async fn create_table(
         }
         Err(e) => return Err(aws_failure("CreateTable", e)),
     };
+    if !created {
+        // A table from an earlier version lacks the indexes added since:
+        // add them (DynamoDB takes one index per update).
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| aws_failure("DescribeTable", e))?;
+        let existing: Vec<String> = described
+            .table()
+            .map(|t| {
+                t.global_secondary_indexes()
+                    .iter()
+                    .filter_map(|g| g.index_name().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (name, hash, range) in indexes {
+            if existing.iter().any(|e| e == name) {
+                continue;
+            }
+            let index = gsi(name, hash, range)?;
+            let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                .index_name(name)
+                .set_key_schema(Some(index.key_schema().to_vec()))
+                .set_projection(index.projection().cloned())
+                .build()
+                .map_err(bad)?;
+            client
+                .update_table()
+                .table_name(table)
+                .attribute_definitions(string_attr(hash)?)
+                .attribute_definitions(string_attr(range)?)
+                .global_secondary_index_updates(
+                    aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                        .create(create)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| aws_failure("UpdateTable", e))?;
+        }
+    }
     client
         .update_time_to_live()
         .table_name(table)

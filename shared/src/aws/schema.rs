@@ -19,10 +19,13 @@
 //!
 //! Global secondary indexes, all projecting every attribute:
 //! - [`GSI_BY_REQUESTER`]: `gsi1pk = USER#<sub>`, `gsi1sk = REQ#<id>` (read backwards: newest first).
-//! - [`GSI_PENDING_BY_ROLE`]: `gsi2pk = PENDING`, `gsi2sk = <role arn>#<id>`, only while pending.
+//! - [`GSI_PENDING_BY_ROLE`]: `gsi2pk = PENDING`, `gsi2sk = <role arn>#<id>`, while pending,
+//!   and while an active grant's extension waits for approval: everything approvers may act on.
 //! - [`GSI_OPEN_BY_DUE`]: `gsi3pk = DUE`, `gsi3sk = <due, 12 digits>#<id>`, while pending
 //!   (due = pending deadline), active (due = window end), and revoked until the sweep has
 //!   pruned its revocation statement (due = window end).
+//! - [`GSI_UNREVIEWED`]: `gsi4pk = UNREVIEWED`, `gsi4sk = <created, 12 digits>#<id>`, a
+//!   break-glass request until its review is recorded, whatever its status.
 
 use crate::domain::{RequestId, RoleArn, Timestamp, UserId};
 
@@ -80,10 +83,19 @@ pub const GSI3_PK: &str = "gsi3pk";
 /// `open-by-due` sort key attribute.
 pub const GSI3_SK: &str = "gsi3sk";
 
+/// Index: break-glass requests awaiting their review, oldest first (sparse).
+pub const GSI_UNREVIEWED: &str = "unreviewed";
+/// `unreviewed` partition key attribute.
+pub const GSI4_PK: &str = "gsi4pk";
+/// `unreviewed` sort key attribute.
+pub const GSI4_SK: &str = "gsi4sk";
+
 /// The one `gsi2pk` value.
 pub const PENDING: &str = "PENDING";
 /// The one `gsi3pk` value.
 pub const DUE: &str = "DUE";
+/// The one `gsi4pk` value.
+pub const UNREVIEWED: &str = "UNREVIEWED";
 
 /// How long a role revocation item is kept after its window end: 1 day.
 pub const REVOCATION_TTL_SECONDS: i64 = 86_400;
@@ -157,6 +169,11 @@ pub fn pending_sk(role: &RoleArn, id: RequestId) -> String {
 /// The `pending-by-role` sort key prefix for one role.
 pub fn pending_prefix(role: &RoleArn) -> String {
     format!("{role}#")
+}
+
+/// `<created unix seconds zero-padded to 12>#<id>`, the `unreviewed` sort key.
+pub fn unreviewed_sk(created: Timestamp, id: RequestId) -> String {
+    due_sk(created, id)
 }
 
 /// `<due unix seconds zero-padded to 12>#<id>`, the `open-by-due` sort key.
