@@ -58,7 +58,19 @@ pub struct Config {
     pub managed_role_path: String,
     /// The web console's sign-in and links (`TOLLGATE_CONSOLE_*`, `TOLLGATE_PUBLIC_URL`).
     pub console: ConsoleSettings,
+    /// `TOLLGATE_FEDERATION_ENDPOINT`: where console sign-in tokens are
+    /// asked for, instead of the role's partition's AWS federation endpoint
+    /// (`https://signin.aws.amazon.com/federation`, ...): for tests and the
+    /// demo, against a local stand-in. https, or http to a loopback address.
+    pub federation_endpoint: Option<String>,
+    /// `TOLLGATE_BREAK_GLASS_REVIEW_SECONDS`: how long a break-glass grant
+    /// may wait for its review before the sweep counts it as overdue
+    /// (`UnreviewedBreakGlass`; default 86400, one day).
+    pub break_glass_review_seconds: u32,
 }
+
+/// How long a break-glass grant may wait for its review: one day.
+pub const DEFAULT_BREAK_GLASS_REVIEW_SECONDS: u32 = 86_400;
 
 /// How the web console signs people in and where it is reachable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,6 +110,8 @@ impl Default for Config {
             control_role: DEFAULT_CONTROL_ROLE.into(),
             control_external_id: None,
             managed_role_path: DEFAULT_MANAGED_ROLE_PATH.into(),
+            federation_endpoint: None,
+            break_glass_review_seconds: DEFAULT_BREAK_GLASS_REVIEW_SECONDS,
         }
     }
 }
@@ -204,6 +218,17 @@ impl Config {
                 None => d.managed_role_path,
                 Some(v) => role_path(v.trim())?,
             },
+            federation_endpoint: get("TOLLGATE_FEDERATION_ENDPOINT")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| web_url("TOLLGATE_FEDERATION_ENDPOINT", &v))
+                .transpose()?,
+            break_glass_review_seconds: num(
+                "TOLLGATE_BREAK_GLASS_REVIEW_SECONDS",
+                d.break_glass_review_seconds,
+                60,
+                30 * 86_400,
+            )?,
         })
     }
 
@@ -463,6 +488,21 @@ mod tests {
         assert!(d.target_accounts.is_empty() && !d.allow_broker_account);
         assert_eq!(d.control_role, "tollgate/TollgateControl");
         assert_eq!(d.managed_role_path, "/tollgate/");
+        assert_eq!(d.federation_endpoint, None);
+        assert_eq!(d.break_glass_review_seconds, 86_400);
+        let c = parse(&[
+            (
+                "TOLLGATE_FEDERATION_ENDPOINT",
+                "http://127.0.0.1:4567/federation",
+            ),
+            ("TOLLGATE_BREAK_GLASS_REVIEW_SECONDS", "3600"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.federation_endpoint.as_deref(),
+            Some("http://127.0.0.1:4567/federation")
+        );
+        assert_eq!(c.break_glass_review_seconds, 3600);
         for (name, bad) in [
             ("TOLLGATE_TARGET_ACCOUNTS", "1234"),
             ("TOLLGATE_TARGET_ACCOUNTS", "111122223333,abc"),
@@ -471,6 +511,15 @@ mod tests {
             ("TOLLGATE_CONTROL_ROLE", "ops/*"),
             ("TOLLGATE_CONTROL_EXTERNAL_ID", "a b"),
             ("TOLLGATE_MANAGED_ROLE_PATH", "tollgate"),
+            (
+                "TOLLGATE_FEDERATION_ENDPOINT",
+                "http://signin.example.com/federation",
+            ),
+            (
+                "TOLLGATE_FEDERATION_ENDPOINT",
+                "https://x.example.com/federation?a=b",
+            ),
+            ("TOLLGATE_BREAK_GLASS_REVIEW_SECONDS", "59"),
         ] {
             assert_eq!(parse(&[(name, bad)]).unwrap_err().name, name, "{bad}");
         }

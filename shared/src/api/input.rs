@@ -119,6 +119,15 @@ impl JsonObject {
         }
     }
 
+    /// A boolean field that may be absent or `null` (then false).
+    pub fn optional_bool(&self, name: &'static str) -> Result<bool, BrokerError> {
+        match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(wrong_type(name, "`true` or `false`", other)),
+        }
+    }
+
     /// Any JSON value; `null` counts as absent.
     pub fn optional_value(&self, name: &'static str) -> Option<&Value> {
         self.fields.get(name).filter(|v| !v.is_null())

@@ -36,6 +36,16 @@ pub enum Notice<'a> {
     Denied(&'a AccessRequest, &'a Actor),
     /// A grant was revoked.
     Revoked(&'a AccessRequest, &'a Actor),
+    /// A break-glass grant was taken: always sent, to every webhook.
+    BreakGlass(&'a AccessRequest),
+    /// The requester asked to extend a grant; it waits for approval.
+    ExtensionPending(&'a AccessRequest),
+    /// A grant was extended: by an approver, or by policy (no actor).
+    Extended(&'a AccessRequest, Option<&'a Actor>),
+    /// An approver denied an extension; the grant is unchanged.
+    ExtensionDenied(&'a AccessRequest, &'a Actor),
+    /// An approver reviewed a break-glass grant.
+    Reviewed(&'a AccessRequest, &'a Actor),
 }
 
 impl Notice<'_> {
@@ -47,6 +57,11 @@ impl Notice<'_> {
             Self::Approved(..) => "request.approved",
             Self::Denied(..) => "request.denied",
             Self::Revoked(..) => "request.revoked",
+            Self::BreakGlass(_) => "request.break_glass",
+            Self::ExtensionPending(_) => "request.extension_pending",
+            Self::Extended(..) => "request.extended",
+            Self::ExtensionDenied(..) => "request.extension_denied",
+            Self::Reviewed(..) => "request.reviewed",
         }
     }
 
@@ -56,14 +71,27 @@ impl Notice<'_> {
             | Self::AutoApproved(r)
             | Self::Approved(r, _)
             | Self::Denied(r, _)
-            | Self::Revoked(r, _) => r,
+            | Self::Revoked(r, _)
+            | Self::BreakGlass(r)
+            | Self::ExtensionPending(r)
+            | Self::Extended(r, _)
+            | Self::ExtensionDenied(r, _)
+            | Self::Reviewed(r, _) => r,
         }
     }
 
     fn actor(&self) -> Option<&Actor> {
         match self {
-            Self::Approved(_, a) | Self::Denied(_, a) | Self::Revoked(_, a) => Some(a),
-            Self::Pending(_) | Self::AutoApproved(_) => None,
+            Self::Approved(_, a)
+            | Self::Denied(_, a)
+            | Self::Revoked(_, a)
+            | Self::ExtensionDenied(_, a)
+            | Self::Reviewed(_, a) => Some(a),
+            Self::Extended(_, a) => *a,
+            Self::Pending(_)
+            | Self::AutoApproved(_)
+            | Self::BreakGlass(_)
+            | Self::ExtensionPending(_) => None,
         }
     }
 }
@@ -114,6 +142,38 @@ pub fn message(notice: &Notice<'_>, base: Option<&str>) -> Value {
         }
         Notice::Denied(..) => format!("{by_name} denied {who}'s request for {role}"),
         Notice::Revoked(..) => format!("{by_name} revoked {who}'s access to {role}"),
+        Notice::BreakGlass(_) => format!(
+            ":rotating_light: {who} broke glass: {role} for {} without approval; it needs a review",
+            r.duration
+        ),
+        Notice::ExtensionPending(_) => {
+            let (more, need) = r
+                .pending_extension
+                .as_ref()
+                .map_or((String::new(), 0), |e| {
+                    (
+                        crate::domain::format_seconds(u64::from(e.seconds)),
+                        e.approvals_required,
+                    )
+                });
+            format!("{who} asks to extend {role} by {more}: needs {need} approval(s)")
+        }
+        Notice::Extended(..) => {
+            let end = r.window_end.map(|e| e.to_rfc3339()).unwrap_or_default();
+            match notice.actor() {
+                Some(_) => format!("{by_name} extended {who}'s access to {role} until {end}"),
+                None => {
+                    format!("{who}'s access to {role} was extended until {end} (auto-approved)")
+                }
+            }
+        }
+        Notice::ExtensionDenied(..) => {
+            format!("{by_name} denied extending {who}'s access to {role}; it ends as before")
+        }
+        Notice::Reviewed(..) => {
+            let outcome = r.break_glass.as_ref().map_or("", |b| b.review.as_str());
+            format!("{by_name} reviewed {who}'s break-glass use of {role}: {outcome}")
+        }
     };
     if let Some(link) = &link {
         // Slack's link syntax; the URL is ours and the id a ULID, so nothing to escape.
@@ -137,13 +197,34 @@ pub fn message(notice: &Notice<'_>, base: Option<&str>) -> Value {
     if let Some(reason) = &r.closed_reason {
         fields.push(field("Because", reason.as_str(), false));
     }
+    if let Some(start) = r.starts_at {
+        fields.push(field("Starts", &start.to_rfc3339(), true));
+    }
+    if let Some(ext) = &r.pending_extension {
+        fields.push(field(
+            "Extension",
+            &format!(
+                "+{}: {}",
+                crate::domain::format_seconds(u64::from(ext.seconds)),
+                ext.reason
+            ),
+            false,
+        ));
+    }
+    if let Some(bg) = &r.break_glass {
+        fields.push(field("Break-glass review", bg.review.as_str(), true));
+    }
     json!({
         "text": text,
         "attachments": [{
             "color": match notice {
-                Notice::Pending(_) => "#d4a017",
-                Notice::AutoApproved(_) | Notice::Approved(..) => "#2eb67d",
-                Notice::Denied(..) | Notice::Revoked(..) => "#e01e5a",
+                Notice::Pending(_) | Notice::ExtensionPending(_) => "#d4a017",
+                Notice::AutoApproved(_) | Notice::Approved(..) | Notice::Extended(..) => "#2eb67d",
+                Notice::Denied(..)
+                | Notice::Revoked(..)
+                | Notice::ExtensionDenied(..)
+                | Notice::BreakGlass(_)
+                | Notice::Reviewed(..) => "#e01e5a",
             },
             "fields": fields,
         }],
@@ -159,6 +240,15 @@ pub fn message(notice: &Notice<'_>, base: Option<&str>) -> Value {
             "approvals_required": r.approvals_required,
             "window_end": r.window_end,
             "digest": r.digest,
+            "starts_at": r.starts_at,
+            "extension": r.pending_extension.as_ref().map(|e| json!({
+                "number": e.number,
+                "seconds": e.seconds,
+                "digest": e.digest,
+                "approvals": e.approvals.len(),
+                "approvals_required": e.approvals_required,
+            })),
+            "break_glass": r.break_glass.as_ref().map(|b| b.review.as_str()),
             "link_path": path,
             "link": link,
         },

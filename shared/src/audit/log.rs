@@ -6,7 +6,9 @@
 //! secret, token or credential can be passed in, so none can be logged.
 
 use crate::aws::CredentialPlan;
-use crate::domain::{AccessRequest, Actor, Event, EventKind, RequestId, RoleArn, Timestamp};
+use crate::domain::{
+    AccessRequest, Actor, CredentialUse, Event, EventKind, RequestId, RoleArn, Timestamp,
+};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -146,10 +148,12 @@ impl AuditLog {
         req: &AccessRequest,
         plan: &CredentialPlan,
         expiration: Timestamp,
+        usage: CredentialUse,
     ) {
         let actor = Actor::User(req.requester_id().clone());
         let mut line = base("credentials", Some(req.id), &actor, &req.role_arn);
         line.insert("outcome".into(), json!("issued"));
+        line.insert("use".into(), json!(usage));
         line.insert("session_name".into(), json!(plan.session_name.as_str()));
         line.insert("source_identity".into(), json!(plan.source_identity));
         line.insert("duration_seconds".into(), json!(plan.duration_seconds));
@@ -159,12 +163,42 @@ impl AuditLog {
 
     /// Minting failed after its event was recorded (STS refused or was
     /// unreachable): the event counts an attempt, this line says it failed.
-    pub fn credentials_failed(&self, req: &AccessRequest, plan: &CredentialPlan, code: &str) {
+    pub fn credentials_failed(
+        &self,
+        req: &AccessRequest,
+        plan: &CredentialPlan,
+        code: &str,
+        usage: CredentialUse,
+    ) {
         let actor = Actor::User(req.requester_id().clone());
         let mut line = base("credentials", Some(req.id), &actor, &req.role_arn);
         line.insert("outcome".into(), json!("failed"));
+        line.insert("use".into(), json!(usage));
         line.insert("session_name".into(), json!(plan.session_name.as_str()));
         line.insert("error".into(), json!(code));
+        self.emit(line);
+    }
+
+    /// A console sign-in URL was handed out (never the URL): after its
+    /// `console_issued` event and the credentials behind it.
+    pub fn console_sign_in(&self, req: &AccessRequest, destination_host: &str) {
+        let actor = Actor::User(req.requester_id().clone());
+        let mut line = base("console", Some(req.id), &actor, &req.role_arn);
+        line.insert("outcome".into(), json!("url_issued"));
+        line.insert("destination_host".into(), json!(destination_host));
+        self.emit(line);
+    }
+
+    /// A break-glass grant was taken: a line of its own, whatever else is
+    /// configured, for log-based alerting (`"type": "alert"`).
+    pub fn break_glass(&self, req: &AccessRequest) {
+        let actor = Actor::User(req.requester_id().clone());
+        let mut line = base("alert", Some(req.id), &actor, &req.role_arn);
+        line.insert("outcome".into(), json!("break_glass"));
+        line.insert("reason".into(), json!(req.reason.as_str()));
+        if let Some(end) = req.window_end {
+            line.insert("window_end".into(), json!(end.to_rfc3339()));
+        }
         self.emit(line);
     }
 

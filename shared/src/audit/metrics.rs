@@ -32,6 +32,15 @@ pub const SERVER_ERRORS: &str = "ServerErrors";
 pub const SWEEP_RUNS: &str = "SweepRuns";
 /// Credential issues that failed at STS after their event was recorded.
 pub const CREDENTIAL_FAILURES: &str = "CredentialFailures";
+/// Break-glass grants taken (each one also notifies and logs an alert line).
+pub const BREAK_GLASS_GRANTS: &str = "BreakGlassGrants";
+/// Break-glass grants older than `TOLLGATE_BREAK_GLASS_REVIEW_SECONDS`
+/// still without a review, counted by every sweep run.
+pub const UNREVIEWED_BREAK_GLASS: &str = "UnreviewedBreakGlass";
+/// Console sign-in URLs handed out.
+pub const CONSOLE_SIGN_INS: &str = "ConsoleSignIns";
+/// Extensions applied (approved, or approved by policy).
+pub const EXTENSIONS: &str = "Extensions";
 /// Operation latency, milliseconds.
 pub const LATENCY: &str = "Latency";
 

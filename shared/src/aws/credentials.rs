@@ -7,7 +7,7 @@
 use super::{CredentialPlan, IssuedCredentials, Issuer, Store, StoreError};
 use crate::BrokerError;
 use crate::audit::{AuditLog, Metrics, metrics};
-use crate::domain::{AccessRequest, Actor, Command, SessionName, Timestamp};
+use crate::domain::{AccessRequest, Actor, Command, CredentialUse, SessionName, Timestamp};
 
 /// Attempts at recording the issue event when the request changed meanwhile
 /// (another credential issued at the same moment bumps its version).
@@ -15,8 +15,9 @@ const RECORD_ATTEMPTS: usize = 3;
 
 /// Mints credentials for `req` (as last read) on behalf of `actor` at `now`,
 /// and returns the request as stored afterwards with the credentials.
-/// Refusals of the lifecycle (not the requester, not active) come first. A
-/// version conflict is read again and re-planned, up to three times.
+/// Refusals of the lifecycle (not the requester, not active, not started)
+/// come first. A version conflict is read again and re-planned, up to three
+/// times.
 pub async fn mint_credentials(
     store: &Store,
     issuer: &Issuer,
@@ -25,18 +26,40 @@ pub async fn mint_credentials(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<(AccessRequest, IssuedCredentials), BrokerError> {
+    mint(store, issuer, log, req, actor, now, CredentialUse::Api).await
+}
+
+/// [`mint_credentials`] for `usage`: a console sign-in records its own
+/// `console_issued` event, with everything else the same (plan, checks,
+/// session policy, names and tags).
+pub async fn mint(
+    store: &Store,
+    issuer: &Issuer,
+    log: &AuditLog,
+    req: &AccessRequest,
+    actor: &Actor,
+    now: Timestamp,
+    usage: CredentialUse,
+) -> Result<(AccessRequest, IssuedCredentials), BrokerError> {
+    let command = |session_name: SessionName, expires_at: Timestamp| match usage {
+        CredentialUse::Api => Command::IssueCredentials {
+            session_name,
+            expires_at,
+        },
+        CredentialUse::Console => Command::IssueConsole {
+            session_name,
+            expires_at,
+        },
+    };
     let mut current = req.clone();
     for attempt in 1..=RECORD_ATTEMPTS {
         let plan = match CredentialPlan::new(&current, now) {
             Ok(plan) => plan,
             Err(invalid) => {
-                // Report what the lifecycle refuses (wrong user, no grant)
-                // before the planner's own reason.
+                // Report what the lifecycle refuses (wrong user, no grant,
+                // not started) before the planner's own reason.
                 current.apply(
-                    Command::IssueCredentials {
-                        session_name: SessionName::for_request(current.id),
-                        expires_at: now,
-                    },
+                    command(SessionName::for_request(current.id), now),
                     actor,
                     now,
                 )?;
@@ -44,10 +67,7 @@ pub async fn mint_credentials(
             }
         };
         let (next, event) = current.apply(
-            Command::IssueCredentials {
-                session_name: plan.session_name.clone(),
-                expires_at: plan.expires_at,
-            },
+            command(plan.session_name.clone(), plan.expires_at),
             actor,
             now,
         )?;
@@ -56,7 +76,7 @@ pub async fn mint_credentials(
         match store.transition(current.version, &next, &event).await {
             Ok(()) => {
                 log.transition(&next, &event);
-                let creds = issue_recorded(issuer, log, &next, &plan).await?;
+                let creds = issue_recorded(issuer, log, &next, &plan, usage).await?;
                 return Ok((next, creds));
             }
             Err(StoreError::Conflict) if attempt < RECORD_ATTEMPTS => {
@@ -82,15 +102,16 @@ pub async fn issue_recorded(
     log: &AuditLog,
     recorded: &AccessRequest,
     plan: &CredentialPlan,
+    usage: CredentialUse,
 ) -> Result<IssuedCredentials, BrokerError> {
     match issuer.issue(plan).await {
         Ok(creds) => {
-            log.credentials_issued(recorded, plan, creds.expiration);
+            log.credentials_issued(recorded, plan, creds.expiration, usage);
             Ok(creds)
         }
         Err(e) => {
             let err = BrokerError::from(e);
-            log.credentials_failed(recorded, plan, err.code());
+            log.credentials_failed(recorded, plan, err.code(), usage);
             // Every front door mints through here, so the alarm's metric is
             // counted here, on the log's own sink.
             Metrics::new(log.sink()).count(metrics::CREDENTIAL_FAILURES, "credentials", 1);

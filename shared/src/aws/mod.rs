@@ -11,6 +11,7 @@
 pub mod accounts;
 mod credentials;
 mod dynamodb;
+pub mod federation;
 mod iam;
 pub mod kms;
 pub mod provision;
@@ -21,11 +22,12 @@ mod sts;
 pub mod testing;
 
 pub use accounts::{AccountSettings, Accounts};
-pub use credentials::{issue_recorded, mint_credentials};
+pub use credentials::{issue_recorded, mint, mint_credentials};
 pub use dynamodb::{
     Created, Lease, LeaseState, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, RoleRevocation,
     Store, StoreError, UserLimits,
 };
+pub use federation::Federation;
 pub use iam::RoleDirectory;
 pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
 pub use provision::{

@@ -13,8 +13,8 @@ use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
 use crate::aws::{Created, PageKey, PageRequest};
 use crate::domain::{
-    AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, RequestId, RoleArn,
-    SessionPolicy, Status, Ticket, Timestamp,
+    AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, Opening, RequestId, RoleArn,
+    SessionPolicy, StartsAt, Status, Ticket, Timestamp,
 };
 use crate::policy::{Action, DurationLimit, Query, QueryContext, longest_allowed};
 use axum::Json;
@@ -30,7 +30,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_STORE_PAGES: usize = 5;
 
 /// The validated body of `POST /requests`: `{role_arn, duration_seconds,
-/// reason, ticket?, session_policy?}`, nothing else.
+/// reason, ticket?, session_policy?, starts_at?, break_glass?}`, nothing else.
 #[derive(Debug)]
 pub struct CreateInput {
     /// The role asked for.
@@ -43,6 +43,11 @@ pub struct CreateInput {
     pub ticket: Option<Ticket>,
     /// A narrowing of the role's permissions.
     pub session_policy: Option<SessionPolicy>,
+    /// When a scheduled grant starts (RFC 3339); checked against the clock
+    /// (ahead, at most 30 days) when the request is made.
+    pub starts_at: Option<Timestamp>,
+    /// Take the grant at once without approval, to be reviewed afterwards.
+    pub break_glass: bool,
 }
 
 impl CreateInput {
@@ -57,8 +62,31 @@ impl CreateInput {
                 "reason",
                 "ticket",
                 "session_policy",
+                "starts_at",
+                "break_glass",
             ],
         )?;
+        let starts_at = o
+            .optional_str("starts_at")?
+            .map(|raw| {
+                Timestamp::parse_rfc3339(raw.trim()).ok_or_else(|| {
+                    field_error(
+                        "starts_at",
+                        format!(
+                            "starts_at {} is not an RFC 3339 time like `2026-12-01T09:00:00Z`",
+                            crate::domain::quote(raw)
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        let break_glass = o.optional_bool("break_glass")?;
+        if break_glass && starts_at.is_some() {
+            return Err(field_error(
+                "starts_at",
+                "a break-glass grant starts at once; leave out `starts_at`".into(),
+            ));
+        }
         Ok(Self {
             role_arn: RoleArn::parse(o.required_str("role_arn")?)?,
             duration_seconds: o.required_u64("duration_seconds")?,
@@ -68,22 +96,34 @@ impl CreateInput {
                 .optional_value("session_policy")
                 .map(SessionPolicy::parse)
                 .transpose()?,
+            starts_at,
+            break_glass,
         })
     }
 
     /// sha256 over what was asked, so a reused idempotency key with another
     /// body is told apart.
     pub fn fingerprint(&self) -> String {
-        let canonical = json!([
-            self.role_arn.as_str(),
-            self.duration_seconds,
-            self.reason.as_str(),
-            self.ticket.as_ref().map(Ticket::as_str),
-            self.session_policy
-                .as_ref()
-                .map(SessionPolicy::as_compact_json),
-        ]);
-        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+        let mut canonical = vec![
+            json!(self.role_arn.as_str()),
+            json!(self.duration_seconds),
+            json!(self.reason.as_str()),
+            json!(self.ticket.as_ref().map(Ticket::as_str)),
+            json!(
+                self.session_policy
+                    .as_ref()
+                    .map(SessionPolicy::as_compact_json)
+            ),
+        ];
+        if let Some(start) = self.starts_at {
+            canonical.push(json!({ "starts_at": start.to_rfc3339() }));
+        }
+        if self.break_glass {
+            canonical.push(json!({ "break_glass": true }));
+        }
+        hex::encode(Sha256::digest(
+            Value::Array(canonical).to_string().as_bytes(),
+        ))
     }
 }
 
@@ -122,6 +162,10 @@ pub async fn create(
                 .and_then(|s| IdempotencyKey::parse(s).map_err(BrokerError::from))
         })
         .transpose()?;
+    let starts_at = input
+        .starts_at
+        .map(|at| StartsAt::new(at, now))
+        .transpose()?;
     state.accounts.check(&input.role_arn)?;
     let role = state
         .roles
@@ -148,28 +192,35 @@ pub async fn create(
             now,
             requester: None,
             approvals_so_far: 0,
-            starts_at: None,
+            starts_at: starts_at.map(StartsAt::at),
             extension_seconds: None,
         },
+    };
+    // A break-glass request asks `break_glass` instead of `request`, and is
+    // never approved automatically: it needs no approval at all.
+    let action = if input.break_glass {
+        Action::BreakGlass
+    } else {
+        Action::Request
     };
     // The longest grant policies allow for this request as asked (`None`:
     // none at all), and what sets it.
     let asked = u32::try_from(input.duration_seconds).unwrap_or(u32::MAX);
-    let limit = || longest_allowed(&state.policy, &ask(Action::Request, asked), &hard);
+    let limit = || longest_allowed(&state.policy, &ask(action, asked), &hard);
     if input.duration_seconds > u64::from(hard.seconds) {
         let tightest = limit().unwrap_or_else(|| hard.clone());
         return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
     }
     let duration = GrantDuration::new(input.duration_seconds, hard.seconds)?;
-    let decision = decide_logged(&state, &ask(Action::Request, duration.seconds()), None);
-    let auto = decision
-        .allowed
+    let decision = decide_logged(&state, &ask(action, duration.seconds()), None);
+    let auto = (decision.allowed && !input.break_glass)
         .then(|| decide_logged(&state, &ask(Action::AutoApprove, duration.seconds()), None));
     let auto_approved = auto.as_ref().is_some_and(|d| d.allowed);
     if dry_run {
         let limit = limit();
-        let outcome = match (decision.allowed, auto_approved) {
+        let outcome = match (decision.allowed, auto_approved || input.break_glass) {
             (false, _) => "denied",
+            (true, true) if starts_at.is_some() => "scheduled",
             (true, true) => "active",
             (true, false) => "pending",
         };
@@ -182,7 +233,9 @@ pub async fn create(
             "allowed": decision.allowed,
             "outcome": outcome,
             "auto_approved": auto_approved,
-            "approvals_required": if auto_approved { 0 } else { approvals_required },
+            "break_glass": input.break_glass,
+            "starts_at": starts_at.map(StartsAt::at),
+            "approvals_required": if auto_approved || input.break_glass { 0 } else { approvals_required },
             "max_duration_seconds": limit.as_ref().map(|l| l.seconds),
             "duration_limit": limit.as_ref().map(DurationLimit::to_json),
             "decision": explanation(&decision),
@@ -192,7 +245,7 @@ pub async fn create(
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
     if !decision.allowed {
-        state.metrics.count(metrics::DENIALS, "request", 1);
+        state.metrics.count(metrics::DENIALS, action.as_str(), 1);
         let mut denied = policy_denied(&decision);
         // Too long for the policies, though shorter would do: say by how much.
         if let (Some(l), BrokerError::Denied { message, .. }) = (limit(), &mut denied)
@@ -218,13 +271,30 @@ pub async fn create(
         approvals_required,
         pending_ttl_seconds: state.config.pending_ttl_seconds,
     };
-    let (req, event) = AccessRequest::create(new, auto_approved, policies, now);
+    let opening = if input.break_glass {
+        Opening::BreakGlass
+    } else if auto_approved {
+        Opening::AutoApproved(starts_at)
+    } else {
+        Opening::Review(starts_at)
+    };
+    let (req, event) = AccessRequest::open(new, opening, policies, now);
     let idem = idempotency_key.as_ref().map(|k| (k, fingerprint.as_str()));
     let (stored, replayed) = match state.store.create(&req, &event, idem).await? {
         Created::New => {
             state.audit.transition(&req, &event);
             state.metrics.count(metrics::REQUESTS_CREATED, "create", 1);
-            let notice = if req.status == Status::Active {
+            let notice = if req.break_glass.is_some() {
+                // INVARIANT: every break-glass grant is announced: an alert
+                // line and a metric always, and every configured webhook.
+                // No setting or policy switches this off.
+                state.audit.break_glass(&req);
+                state
+                    .metrics
+                    .count(metrics::BREAK_GLASS_GRANTS, "break_glass", 1);
+                tracing::warn!(request_id = %req.id, requester = %req.requester_id(), role = %req.role_arn, "break-glass grant taken; it needs a review");
+                Notice::BreakGlass(&req)
+            } else if req.status == Status::Active {
                 Notice::AutoApproved(&req)
             } else {
                 Notice::Pending(&req)
