@@ -86,6 +86,12 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Mint STS credentials for an active grant
     Credentials(CredentialsArgs),
+    /// Sign in to the AWS console with an active grant (opens a browser)
+    Console(ConsoleArgs),
+    /// Ask to lengthen your active (or scheduled) grant
+    Extend(ExtendArgs),
+    /// Record whether a break-glass grant was justified
+    Review(ReviewArgs),
     /// What policy would decide: asks the broker (nothing is stored), or
     /// decides offline with --policies
     Explain(Box<ExplainArgs>),
@@ -147,6 +153,17 @@ pub struct RequestArgs {
     /// An IAM policy narrowing the role: a JSON document, or @file
     #[arg(long, value_name = "JSON|@FILE")]
     pub session_policy: Option<String>,
+    /// Start the grant at this time (RFC 3339, e.g. 2026-12-01T09:00Z), at
+    /// most 30 days ahead; it lapses if not approved by then
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["starts_in", "break_glass"])]
+    pub starts_at: Option<String>,
+    /// Start the grant this long from now (30m, 2h, 1d)
+    #[arg(long = "in", value_name = "DURATION", conflicts_with = "break_glass")]
+    pub starts_in: Option<String>,
+    /// Emergency access: active at once without approval where policy
+    /// permits it, announced to everyone, and reviewed afterwards
+    #[arg(long)]
+    pub break_glass: bool,
     /// A key that makes retrying this exact request safe
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
@@ -199,10 +216,13 @@ pub struct ListArgs {
     pub pending: bool,
     /// Active grants you may revoke (yours, and others' where policy
     /// lets you revoke) instead of your own requests
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unreviewed")]
     pub active: bool,
+    /// Break-glass grants waiting for a review you may record
+    #[arg(long, conflicts_with = "pending")]
+    pub unreviewed: bool,
     /// Only requests in this state (pending, active, denied, ...)
-    #[arg(long, conflicts_with_all = ["pending", "active"], value_parser = parse_status)]
+    #[arg(long, conflicts_with_all = ["pending", "active", "unreviewed"], value_parser = parse_status)]
     pub status: Option<String>,
     /// At most this many requests (pages are followed until reached)
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -266,6 +286,62 @@ pub struct CredentialsArgs {
     /// Neither read nor write the local credential cache
     #[arg(long)]
     pub no_cache: bool,
+}
+
+/// `tollgate console`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "role"]))]
+pub struct ConsoleArgs {
+    /// The request whose grant to use
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: Option<RequestId>,
+    /// Use your active grant for this role (the one ending last)
+    #[arg(long, value_parser = parse_role, value_name = "ARN")]
+    pub role: Option<RoleArn>,
+    /// Print the sign-in URL instead of opening a browser (it signs in
+    /// whoever holds it: do not share or store it)
+    #[arg(long)]
+    pub print: bool,
+    /// The console page to land on [default: the console home]
+    #[arg(long, value_name = "URL")]
+    pub destination: Option<String>,
+}
+
+/// `tollgate extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The grant to extend
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// How much longer, with a unit: 30m, 1h
+    #[arg(long, value_name = "DURATION")]
+    pub by: String,
+    /// Why, for the approvers and the audit trail
+    #[arg(long, short = 'r')]
+    pub reason: String,
+}
+
+/// How a break-glass grant was judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewOutcomeArg {
+    /// The emergency access was warranted
+    Justified,
+    /// It was not
+    Unjustified,
+}
+
+/// `tollgate review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The break-glass request
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// Whether it was justified
+    #[arg(long, value_enum)]
+    pub outcome: ReviewOutcomeArg,
+    /// What you found, for the audit trail
+    #[arg(long, short = 'c')]
+    pub comment: String,
 }
 
 /// `tollgate explain`: the broker's dry run, or offline with `--policies`.

@@ -38,6 +38,8 @@ pub enum Scope {
     Reviewable,
     /// Active grants the caller may revoke.
     Revocable,
+    /// Break-glass grants awaiting a review the caller may record.
+    Unreviewed,
 }
 
 impl Scope {
@@ -47,6 +49,7 @@ impl Scope {
             Self::Mine => "mine",
             Self::Reviewable => "reviewable",
             Self::Revocable => "revocable",
+            Self::Unreviewed => "unreviewed",
         }
     }
 }

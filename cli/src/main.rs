@@ -74,6 +74,9 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
         Command::Cancel(a) => requests::cancel(ctx, a, out).await,
         Command::Revoke(a) => requests::revoke(ctx, a, out).await,
         Command::Credentials(a) => credentials::run(ctx, a, out).await,
+        Command::Console(a) => credentials::console(ctx, a, out).await,
+        Command::Extend(a) => requests::extend(ctx, a, out).await,
+        Command::Review(a) => requests::review(ctx, a, out).await,
         Command::Explain(a) => requests::explain(ctx, a, out).await,
         Command::Policy(PolicyCommand::Validate(a)) => match policy_cmd::validate(a, out) {
             0 => Ok(()),

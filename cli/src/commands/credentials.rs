@@ -421,6 +421,87 @@ pub async fn forget_cached(ctx: &mut Ctx<'_>, id: RequestId) {
     }
 }
 
+/// `tollgate console`: a sign-in URL to the AWS console for an active grant
+/// (by request id, or the caller's grant for a role), opened in the browser
+/// or printed with `--print`. The URL signs in whoever holds it: it is
+/// never cached or written anywhere else.
+pub async fn console(
+    ctx: &mut Ctx<'_>,
+    args: &crate::args::ConsoleArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let now = crate::clock::now();
+    let id = match (&args.id, &args.role) {
+        (Some(id), _) => *id,
+        (None, Some(role)) => active_grant_for_role(&client, role, now).await?.id,
+        (None, None) => {
+            return Err(CliError::usage(
+                "missing_argument",
+                "give a request id or --role",
+            ));
+        }
+    };
+    let mut body = json!({});
+    if let Some(d) = &args.destination {
+        body["destination"] = d.trim().into();
+    }
+    let answer = client.act(id, "console", &body).await?;
+    let url = SecretString::from(
+        answer["url"]
+            .as_str()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .ok_or_else(|| {
+                CliError::new(
+                    Exit::Unavailable,
+                    "bad_response",
+                    "the broker answered without a sign-in URL",
+                )
+            })?
+            .to_owned(),
+    );
+    let expiration = answer["expiration"].as_str().unwrap_or_default();
+    if args.print || format == OutputFormat::Json {
+        match format {
+            OutputFormat::Json => write_json(
+                out,
+                &json!({ "request_id": id, "url": url.expose_secret(), "expiration": expiration }),
+            )?,
+            OutputFormat::Table => writeln!(out, "{}", url.expose_secret())?,
+        }
+        return Ok(());
+    }
+    open_in_browser(&url)?;
+    eprintln!("opened the AWS console for request {id}; the session ends by {expiration}");
+    Ok(())
+}
+
+/// Hands `url` to the desktop's opener (`open`, `xdg-open`, `explorer`).
+fn open_in_browser(url: &SecretString) -> Result<(), CliError> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let status = std::process::Command::new(opener)
+        .arg(url.expose_secret())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() || cfg!(windows) => Ok(()),
+        _ => Err(CliError::generic(
+            "no_browser",
+            format!("could not open a browser with `{opener}`"),
+        )
+        .with_hint("print the sign-in URL with --print and open it yourself (it is valid for 15 minutes and signs in whoever holds it)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,11 @@
 //! The request lifecycle from the command line: `request`, `list`, `show`,
-//! `approve`, `deny`, `cancel`, `revoke` and the online `explain` dry run.
+//! `approve`, `deny`, `cancel`, `revoke`, `extend`, `review` and the online
+//! `explain` dry run.
 
 use super::Ctx;
 use crate::args::{
-    ApproveArgs, DenyArgs, ExplainArgs, IdArg, ListArgs, RequestArgs, RevokeArgs, WaitArgs,
+    ApproveArgs, DenyArgs, ExplainArgs, ExtendArgs, IdArg, ListArgs, RequestArgs, ReviewArgs,
+    ReviewOutcomeArg, RevokeArgs, WaitArgs,
 };
 use crate::client::{Client, Scope};
 use crate::error::{CliError, Exit};
@@ -13,7 +15,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal, Write};
 use tollgate::domain::{
     AccessRequest, Actor, Event, EventKind, GrantDuration, IdempotencyKey, Reason, RequestId,
-    SessionPolicy, Status, Ticket, Timestamp, format_seconds,
+    SessionPolicy, StartsAt, Status, Ticket, Timestamp, UnderReview, format_seconds,
 };
 
 /// Longest duration the CLI sends; the broker applies the real ceiling.
@@ -79,6 +81,14 @@ pub async fn request(
         args.ticket.as_deref(),
         args.session_policy.as_deref(),
     )?;
+    let mut body = body;
+    let now = crate::clock::now();
+    if let Some(start) = starts_at(args.starts_at.as_deref(), args.starts_in.as_deref(), now)? {
+        body["starts_at"] = start.at().to_rfc3339().into();
+    }
+    if args.break_glass {
+        body["break_glass"] = true.into();
+    }
     let key = args
         .idempotency_key
         .as_deref()
@@ -89,7 +99,9 @@ pub async fn request(
         .transpose()?;
     let format = ctx.output();
     let (client, token) = ctx.client().await?;
-    let same = if args.new {
+    // A scheduled or break-glass request is always new: reusing a pending
+    // one would change what was asked.
+    let same = if args.new || body.get("starts_at").is_some() || args.break_glass {
         None
     } else {
         same_pending(&client, &body).await?
@@ -137,6 +149,43 @@ pub async fn wait(ctx: &mut Ctx<'_>, args: &WaitArgs, out: &mut dyn Write) -> Re
     let answer = client.get(args.id).await?;
     let credentials = mint_options(&args.then, format);
     await_decision(ctx, &client, &token, answer, timeout, credentials, out).await
+}
+
+/// When a scheduled grant starts: `--starts-at` (RFC 3339, seconds
+/// optional) or `--in` (from now), checked as the broker checks it.
+pub fn starts_at(
+    at: Option<&str>,
+    within: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<StartsAt>, CliError> {
+    match (at, within) {
+        (Some(at), _) => {
+            let at = at.trim();
+            // `2026-12-01T09:00Z` is RFC 3339 but for the seconds: add them.
+            let with_seconds = match at.split_once('T') {
+                Some((date, time)) if time.len() >= 5 && time[..5].matches(':').count() == 1 => {
+                    let (hm, zone) = time.split_at(5);
+                    if zone.starts_with(':') {
+                        at.to_owned()
+                    } else {
+                        format!("{date}T{hm}:00{zone}")
+                    }
+                }
+                _ => at.to_owned(),
+            };
+            Ok(Some(StartsAt::parse(&with_seconds, now).map_err(|e| {
+                CliError::usage("invalid_input", format!("--starts-at: {}", e.message))
+            })?))
+        }
+        (None, Some(within)) => {
+            let seconds = crate::args::duration_with_unit("--in", within)?;
+            let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+            Ok(Some(StartsAt::new(now.plus(seconds), now).map_err(
+                |e| CliError::usage("invalid_input", format!("--in: {}", e.message)),
+            )?))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// How to print credentials once active, when asked for them.
@@ -259,9 +308,12 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
     let format = ctx.output();
     let (client, _) = ctx.client().await?;
     let (scope, status) = if args.pending {
-        (Scope::Reviewable, Some("pending"))
+        // Pending requests and open grants with an extension to approve.
+        (Scope::Reviewable, None)
     } else if args.active {
         (Scope::Revocable, Some("active"))
+    } else if args.unreviewed {
+        (Scope::Unreviewed, None)
     } else {
         (Scope::Mine, args.status.as_deref())
     };
@@ -282,6 +334,7 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
                     match scope {
                         Scope::Reviewable => "no requests are waiting for your review",
                         Scope::Revocable => "no active grants you may revoke",
+                        Scope::Unreviewed => "no break-glass grants are waiting for your review",
                         Scope::Mine => "no requests",
                     }
                 );
@@ -289,7 +342,7 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
                 match scope {
                     Scope::Reviewable => pending_table(&reqs, &listing.items, now),
                     Scope::Revocable => active_table(&reqs, now),
-                    Scope::Mine => mine_table(&reqs, now),
+                    Scope::Mine | Scope::Unreviewed => mine_table(&reqs, now),
                 }
                 .write(out)?;
             }
@@ -490,8 +543,23 @@ fn requester_line(r: &AccessRequest) -> String {
 }
 
 fn status_line(r: &AccessRequest, now: Timestamp) -> String {
+    let line = grant_status_line(r, now);
+    match &r.break_glass {
+        Some(b) => format!("{line} (break-glass, {})", b.review.as_str()),
+        None => line,
+    }
+}
+
+fn grant_status_line(r: &AccessRequest, now: Timestamp) -> String {
     let status = r.effective_status(now);
     match status {
+        Status::Scheduled => format!(
+            "scheduled: starts {}, ends {}",
+            r.window_start
+                .map_or_else(String::new, |t| output::when(t, now)),
+            r.window_end
+                .map_or_else(String::new, |t| output::when(t, now))
+        ),
         Status::Pending => format!(
             "pending: {}; lapses {}",
             approvals_line(r),
@@ -762,23 +830,28 @@ pub async fn approve(
     let req = parse_request(&client.get(args.id).await?)?;
     let now = crate::clock::now();
     let status = req.effective_status(now);
-    if status != Status::Pending {
+    // What is under review: the request, or the extension of its grant,
+    // each with its own digest.
+    let (Some(subject), Some(digest)) = (req.under_review(now), req.review_digest(now)) else {
         return Err(CliError::new(
             Exit::Conflict,
             "not_pending",
             format!("request {} is {status}, not pending", req.id),
         ));
-    }
+    };
+    let extension = matches!(subject, UnderReview::Extension(_));
+    let digest = digest.to_owned();
     if let Some(reviewed) = &reviewed
-        && !req.digest.starts_with(reviewed.as_str())
+        && !digest.starts_with(reviewed.as_str())
     {
         return Err(CliError::new(
             Exit::Conflict,
             "digest_mismatch",
             format!(
-                "request {}'s digest is {}, not the `{reviewed}` you reviewed; nothing was approved",
+                "request {}'s {} digest is {}, not the `{reviewed}` you reviewed; nothing was approved",
                 req.id,
-                short_digest(&req.digest)
+                subject.as_str(),
+                short_digest(&digest)
             ),
         )
         .with_hint(format!("review it again with `tollgate show {}`", req.id)));
@@ -787,19 +860,27 @@ pub async fn approve(
         let mut err = std::io::stderr().lock();
         writeln!(err, "You are approving:")?;
         write_approval_summary(&mut err, &req)?;
+        if let UnderReview::Extension(ext) = &subject {
+            write_extension_summary(&mut err, ext)?;
+        }
         drop(err);
-        if !confirm("Approve this request?")? {
+        let question = if extension {
+            "Approve this extension?"
+        } else {
+            "Approve this request?"
+        };
+        if !confirm(question)? {
             return Err(CliError::generic(
                 "not_confirmed",
                 "approval not confirmed; nothing was changed",
             )
             .with_hint(format!(
                 "answer `y` at the prompt, or pass --digest {} to approve what you reviewed",
-                short_digest(&req.digest)
+                short_digest(&digest)
             )));
         }
     }
-    let mut body = json!({ "digest": req.digest });
+    let mut body = json!({ "digest": digest });
     if let Some(c) = &comment {
         body["comment"] = c.as_str().into();
     }
@@ -810,7 +891,23 @@ pub async fn approve(
         OutputFormat::Table => {
             let now = crate::clock::now();
             match after.effective_status(now) {
-                Status::Active => writeln!(
+                _ if extension && after.pending_extension.is_some() => writeln!(
+                    out,
+                    "approval of the extension recorded: request {} still ends {}",
+                    after.id,
+                    after
+                        .window_end
+                        .map_or_else(String::new, |e| output::when(e, now))
+                )?,
+                _ if extension => writeln!(
+                    out,
+                    "extension approved: request {} now ends {}",
+                    after.id,
+                    after
+                        .window_end
+                        .map_or_else(String::new, |e| output::when(e, now))
+                )?,
+                Status::Active | Status::Scheduled => writeln!(
                     out,
                     "approved: request {} is active until {}",
                     after.id,
@@ -874,6 +971,100 @@ fn write_approval_summary(out: &mut dyn Write, req: &AccessRequest) -> std::io::
             ("  digest", one(req.digest.clone())),
         ],
     )
+}
+
+/// The extension an approver is about to approve, after the request.
+fn write_extension_summary(
+    out: &mut dyn Write,
+    ext: &tollgate::domain::Extension,
+) -> std::io::Result<()> {
+    let one = |v: String| vec![v];
+    output::write_field_lines(
+        out,
+        &[
+            (
+                "  extension",
+                one(format!(
+                    "#{} adds {} ({} in all)",
+                    ext.number,
+                    format_seconds(u64::from(ext.seconds)),
+                    format_seconds(u64::from(ext.total_seconds))
+                )),
+            ),
+            ("  because", one(ext.reason.to_string())),
+            (
+                "  approvals",
+                one(format!(
+                    "{} of {}",
+                    ext.approvals.len(),
+                    ext.approvals_required
+                )),
+            ),
+            ("  digest", one(ext.digest.clone())),
+        ],
+    )
+}
+
+/// `tollgate extend`: asks to lengthen a grant.
+pub async fn extend(
+    ctx: &mut Ctx<'_>,
+    args: &ExtendArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let by = GrantDuration::new(
+        crate::args::duration_with_unit("--by", &args.by)?,
+        LOCAL_DURATION_CEILING,
+    )?;
+    let reason = Reason::parse(&args.reason)?;
+    let format = ctx.output();
+    let (client, _) = ctx.client().await?;
+    let result = client
+        .act(
+            args.id,
+            "extend",
+            &json!({ "duration_seconds": by.seconds(), "reason": reason.as_str() }),
+        )
+        .await?;
+    match format {
+        OutputFormat::Json => write_json(out, &result)?,
+        OutputFormat::Table => {
+            let req = parse_request(&result)?;
+            let now = crate::clock::now();
+            let end = req
+                .window_end
+                .map_or_else(String::new, |e| output::when(e, now));
+            match &req.pending_extension {
+                Some(ext) => writeln!(
+                    out,
+                    "extension #{} of request {} waits for {} approval(s); the grant ends {end} until then",
+                    ext.number, req.id, ext.approvals_required
+                )?,
+                None => writeln!(out, "extended: request {} now ends {end}", req.id)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tollgate review`: records the review of a break-glass grant.
+pub async fn review(
+    ctx: &mut Ctx<'_>,
+    args: &ReviewArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let comment = Reason::parse(&args.comment)?;
+    let outcome = match args.outcome {
+        ReviewOutcomeArg::Justified => "justified",
+        ReviewOutcomeArg::Unjustified => "unjustified",
+    };
+    act(
+        ctx,
+        args.id,
+        "review",
+        json!({ "outcome": outcome, "comment": comment.as_str() }),
+        out,
+    )
+    .await
 }
 
 /// Asks `question [y/N]` on stderr and reads one line from stdin; end of

@@ -25,16 +25,20 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
             .route("/requests/{id}/cancel", post(requests::cancel))
+            .route("/requests/{id}/extend", post(requests::extend))
             .route("/roles/check", post(roles::check))
             .merge(web::router());
     }
     if all || set == RouteSet::Reviews {
         r = r
             .route("/requests/{id}/approve", post(reviews::approve))
-            .route("/requests/{id}/deny", post(reviews::deny));
+            .route("/requests/{id}/deny", post(reviews::deny))
+            .route("/requests/{id}/review", post(reviews::review));
     }
     if all || set == RouteSet::Credentials {
-        r = r.route("/requests/{id}/credentials", post(credentials::credentials));
+        r = r
+            .route("/requests/{id}/credentials", post(credentials::credentials))
+            .route("/requests/{id}/console", post(credentials::console));
     }
     if all || set == RouteSet::Revocations {
         r = r.route("/requests/{id}/revoke", post(revocations::revoke));
@@ -76,7 +80,17 @@ fn route_template(path: &str) -> String {
         ["", "roles", "check"] => "/roles/check".into(),
         ["", "requests", _] => "/requests/{id}".into(),
         ["", "requests", _, action]
-            if ["approve", "deny", "cancel", "revoke", "credentials"].contains(action) =>
+            if [
+                "approve",
+                "deny",
+                "cancel",
+                "revoke",
+                "credentials",
+                "console",
+                "extend",
+                "review",
+            ]
+            .contains(action) =>
         {
             format!("/requests/{{id}}/{action}")
         }

@@ -14,7 +14,9 @@ use super::pagination::PageSealer;
 use super::settings::{Settings, SettingsError};
 use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
-use crate::aws::{AccountSettings, Accounts, AuditSigner, Issuer, Revoker, RoleDirectory, Store};
+use crate::aws::{
+    AccountSettings, Accounts, AuditSigner, Federation, Issuer, Revoker, RoleDirectory, Store,
+};
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyEngine, PolicyError};
 use secrecy::ExposeSecret;
@@ -26,12 +28,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
-    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`, and the
-    /// web console (`/ui`).
+    /// `POST /requests/{id}/cancel`, `POST /requests/{id}/extend`,
+    /// `POST /roles/check`, `GET /health`, and the web console (`/ui`).
     Requests,
-    /// `POST /requests/{id}/approve` and `/deny`.
+    /// `POST /requests/{id}/approve`, `/deny` and `/review`.
     Reviews,
-    /// `POST /requests/{id}/credentials`.
+    /// `POST /requests/{id}/credentials` and `/console`.
     Credentials,
     /// `POST /requests/{id}/revoke`.
     Revocations,
@@ -73,6 +75,9 @@ pub struct AppState {
     pub policy: PolicyEngine,
     /// STS, only where credentials are minted.
     pub issuer: Option<Issuer>,
+    /// Console sign-in (the federation endpoint), only where credentials
+    /// are minted.
+    pub federation: Option<Federation>,
     /// Role-policy writes, only where grants are revoked or pruned.
     pub revoker: Option<Revoker>,
     /// How callers are identified.
@@ -204,6 +209,24 @@ impl AppState {
             PolicyEngine::from_sources(&[])?
         };
         let issuer = routes.issues_credentials().then(|| Issuer::new(sts));
+        let federation = if routes.issues_credentials() {
+            let region = sdk.region().map(|r| r.as_ref().to_owned());
+            let issuer_name = config
+                .console
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "tollgate".to_owned());
+            Some(
+                Federation::new(
+                    config.federation_endpoint.as_deref(),
+                    region.as_deref(),
+                    issuer_name,
+                )
+                .map_err(StartupError::Other)?,
+            )
+        } else {
+            None
+        };
         let revoker = routes
             .writes_role_policies()
             .then(|| Revoker::new(store.clone(), roles.clone()));
@@ -226,6 +249,7 @@ impl AppState {
             roles,
             policy,
             issuer,
+            federation,
             revoker,
             auth,
             pages,

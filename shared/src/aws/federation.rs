@@ -205,15 +205,18 @@ impl Federation {
             .map_err(|_| AwsError::Corrupt("a federation endpoint is not a URL".into()))
     }
 
-    /// Asks the federation endpoint for a sign-in token for `creds` (a
-    /// console session of `session_seconds`) and builds the sign-in URL
-    /// that lands on `destination`. One HTTPS call.
+    /// Asks the federation endpoint for a sign-in token for `creds` and
+    /// builds the sign-in URL that lands on `destination`. One HTTPS call.
+    ///
+    /// No `SessionDuration` is sent: the credentials come from role chaining
+    /// (the broker runs under a role), for which AWS refuses it; the console
+    /// session then lasts as long as the credentials, which the plan caps
+    /// at the grant (and the session policy cuts off at its end).
     #[tracing::instrument(skip_all, fields(role = %role))]
     pub async fn sign_in_url(
         &self,
         role: &RoleArn,
         creds: &IssuedCredentials,
-        session_seconds: i32,
         destination: &reqwest::Url,
     ) -> Result<SecretString, AwsError> {
         let endpoint = self.endpoint(role)?;
@@ -227,7 +230,6 @@ impl Federation {
             .to_string();
             ask.query_pairs_mut()
                 .append_pair("Action", "getSigninToken")
-                .append_pair("SessionDuration", &session_seconds.to_string())
                 .append_pair("Session", &session);
         }
         let token = self.signin_token(ask).await?;

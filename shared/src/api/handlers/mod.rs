@@ -5,8 +5,9 @@
 //!
 //! Who may do what, in code on top of policy: the requester may always
 //! read, cancel (pending) and revoke (active) their own request, and is the
-//! only one who gets credentials; anyone else may read it when `read` or
-//! `approve` is permitted for them on its role, and otherwise gets 404;
+//! only one who gets credentials; anyone else may read it when `read`,
+//! `approve` or `review` is permitted for them on its role, and otherwise
+//! gets 404;
 //! approve and deny need `approve` (403 `policy_denied` when visible but not
 //! permitted); revoke by others needs `revoke`.
 //!
@@ -294,7 +295,9 @@ pub(crate) async fn authorize_view(
     Err(not_found(id))
 }
 
-/// Both visibility questions (`read`, `approve`), always both, unlogged.
+/// The visibility questions (`read`, `approve`, `review`), always all
+/// three, unlogged: whoever may review a role's break-glass grants may see
+/// its requests.
 fn may_see(state: &AppState, caller: &Caller, role: &RoleInfo, context: QueryContext<'_>) -> bool {
     let ask = |action| Query {
         principal: &caller.identity,
@@ -304,7 +307,8 @@ fn may_see(state: &AppState, caller: &Caller, role: &RoleInfo, context: QueryCon
     };
     let read = state.policy.decide(&ask(Action::Read)).allowed;
     let approve = state.policy.decide(&ask(Action::Approve)).allowed;
-    read || approve
+    let review = state.policy.decide(&ask(Action::Review)).allowed;
+    read || approve || review
 }
 
 /// The role put to the policies for a request that does not exist (or
@@ -391,17 +395,15 @@ pub(crate) fn review_json(
     role: Option<&RoleInfo>,
     now: Timestamp,
 ) -> Value {
-    use crate::domain::{Refusal, Status};
+    use crate::domain::Refusal;
     let refused = |r: Refusal| serde_json::json!({ "allowed": false, "code": r.code(), "message": r.to_string() });
     if is_requester(&caller.identity, req) {
         return refused(Refusal::SelfReview);
     }
-    let status = req.effective_status(now);
-    if status != Status::Pending {
-        return refused(Refusal::NotPending(status));
-    }
-    if req
-        .approvals
+    let Some(subject) = req.under_review(now) else {
+        return refused(Refusal::NotPending(req.effective_status(now)));
+    };
+    if approvals_of(req, &subject)
         .iter()
         .any(|a| a.approver == caller.identity.sub)
     {
@@ -428,6 +430,18 @@ pub(crate) fn review_json(
         "message": message,
         "decision": explanation(&decision),
     })
+}
+
+/// The approvals counted so far on what is under review: the request's, or
+/// the pending extension's.
+pub(crate) fn approvals_of<'a>(
+    req: &'a AccessRequest,
+    subject: &crate::domain::UnderReview<'a>,
+) -> &'a [crate::domain::Approval] {
+    match subject {
+        crate::domain::UnderReview::Request => &req.approvals,
+        crate::domain::UnderReview::Extension(ext) => &ext.approvals,
+    }
 }
 
 /// A request with its audit events.

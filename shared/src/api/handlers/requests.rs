@@ -322,6 +322,7 @@ enum Scope {
     Mine,
     Reviewable,
     Revocable,
+    Unreviewed,
 }
 
 impl Scope {
@@ -330,24 +331,29 @@ impl Scope {
             Self::Mine => "mine",
             Self::Reviewable => "reviewable",
             Self::Revocable => "revocable",
+            Self::Unreviewed => "unreviewed",
         }
     }
 
     /// The one status a scope lists, when it lists only one.
     fn only(self) -> Option<Status> {
         match self {
-            Self::Mine => None,
-            Self::Reviewable => Some(Status::Pending),
+            // Reviewable: pending requests, and open grants with an
+            // extension waiting; unreviewed: break-glass grants, whatever
+            // their status.
+            Self::Mine | Self::Reviewable | Self::Unreviewed => None,
             Self::Revocable => Some(Status::Active),
         }
     }
 }
 
-/// `GET /requests?scope=mine|reviewable|revocable&status=&limit=&next_token=`.
+/// `GET /requests?scope=mine|reviewable|revocable|unreviewed&status=&limit=&next_token=`.
 /// `reviewable` items also say whether the requester already holds an
 /// active grant for the role (`requester_active_grant`), and the answer
 /// counts the requests the caller could approve after signing in with MFA
-/// (`awaiting_mfa`); `revocable` lists active grants the caller may revoke.
+/// (`awaiting_mfa`); `revocable` lists active grants the caller may revoke;
+/// `unreviewed` lists break-glass grants awaiting a review the caller may
+/// record, oldest first.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -368,9 +374,10 @@ pub async fn list(
         None | Some("mine") => Scope::Mine,
         Some("reviewable") => Scope::Reviewable,
         Some("revocable") => Scope::Revocable,
+        Some("unreviewed") => Scope::Unreviewed,
         Some(other) => {
             return Err(BrokerError::invalid(format!(
-                "scope {} is not `mine`, `reviewable` or `revocable`",
+                "scope {} is not `mine`, `reviewable`, `revocable` or `unreviewed`",
                 crate::domain::quote(other)
             ))
             .into());
@@ -434,12 +441,14 @@ pub async fn list(
             }
             Scope::Reviewable => state.store.list_pending(None, page).await?,
             Scope::Revocable => state.store.list_open(now, page).await?,
+            Scope::Unreviewed => state.store.list_unreviewed(page).await?,
         };
         for req in page.items {
+            if status.is_some_and(|s| req.effective_status(now) != s) {
+                continue;
+            }
             let item = match scope {
-                Scope::Mine => status
-                    .is_none_or(|s| req.effective_status(now) == s)
-                    .then(|| request_json(&req, now)),
+                Scope::Mine => Some(request_json(&req, now)),
                 Scope::Reviewable => match reviewable(&state, &caller, &req, now).await? {
                     Review::Now => {
                         let grant = held_grant(&state, &mut held, &req, now).await?;
@@ -457,6 +466,9 @@ pub async fn list(
                     Review::No => None,
                 },
                 Scope::Revocable => revocable(&state, &caller, &req, now)
+                    .await?
+                    .then(|| request_json(&req, now)),
+                Scope::Unreviewed => may_review(&state, &caller, &req, now)
                     .await?
                     .then(|| request_json(&req, now)),
             };
@@ -495,10 +507,11 @@ async fn reviewable(
     req: &AccessRequest,
     now: Timestamp,
 ) -> Result<Review, BrokerError> {
+    let Some(subject) = req.under_review(now) else {
+        return Ok(Review::No);
+    };
     if is_requester(&caller.identity, req)
-        || req.effective_status(now) != Status::Pending
-        || req
-            .approvals
+        || super::approvals_of(req, &subject)
             .iter()
             .any(|a| a.approver == caller.identity.sub)
     {
@@ -553,6 +566,24 @@ async fn revocable(
             .allowed
     };
     Ok((may(Action::Read) || may(Action::Approve)) && may(Action::Revoke))
+}
+
+/// Whether `caller` may record the review of break-glass `req`: someone
+/// else's, still unreviewed, and `review` permitted on its role.
+async fn may_review(
+    state: &AppState,
+    caller: &Caller,
+    req: &AccessRequest,
+    now: Timestamp,
+) -> Result<bool, BrokerError> {
+    if is_requester(&caller.identity, req) || !req.awaits_break_glass_review() {
+        return Ok(false);
+    }
+    let Some(role) = state.roles.describe(&req.role_arn).await? else {
+        return Ok(false);
+    };
+    let q = super::query(caller, Action::Review, &role, req, now);
+    Ok(state.policy.decide(&q).allowed)
 }
 
 /// The requester's active grant for `req`'s role, if any, remembered in
@@ -639,5 +670,118 @@ pub async fn cancel(
         Ok(current.apply(Command::Cancel, &actor, now)?)
     })
     .await?;
+    Ok(Json(request_json(&next, now)))
+}
+
+/// The validated body of `POST /requests/{id}/extend`: `{duration_seconds,
+/// reason}`, nothing else.
+#[derive(Debug)]
+pub struct ExtendInput {
+    /// Seconds to add (checked against the role's limit with the grant).
+    pub duration_seconds: u64,
+    /// Why.
+    pub reason: crate::domain::Reason,
+}
+
+impl ExtendInput {
+    /// Parses a body, refusing anything but `duration_seconds` and `reason`.
+    pub fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+        let o = JsonObject::parse(body, &["duration_seconds", "reason"])?;
+        Ok(Self {
+            duration_seconds: o.required_u64("duration_seconds")?,
+            reason: text_field("reason", o.required_str("reason")?)?,
+        })
+    }
+}
+
+/// `POST /requests/{id}/extend` `{duration_seconds, reason}`: the requester
+/// asks to lengthen an active (or scheduled) grant. Policy action `extend`
+/// decides whether it may be asked, `auto_approve` whether it applies at
+/// once; otherwise it waits for the role's approvals, bound to its own
+/// digest. The whole grant never exceeds the role's hard limit.
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let id = parse_id(&raw_id)?;
+    let input = ExtendInput::parse(&body)?;
+    let (req, role) = load_visible(&state, &caller, id, now).await?;
+    let actor = caller.actor();
+    // Lifecycle refusals first (not the requester, not active), so nobody
+    // learns a role's limits from a request they cannot extend.
+    if !is_requester(&caller.identity, &req) {
+        return Err(crate::domain::Refusal::NotRequester.into());
+    }
+    let Some(role) = role else {
+        return Err(BrokerError::Conflict {
+            code: "unknown_role",
+            message: format!("role `{}` can no longer be described", req.role_arn),
+        }
+        .into());
+    };
+    let hard = DurationLimit::hard(&role, state.config.max_duration_seconds)?;
+    let by = GrantDuration::new(input.duration_seconds, hard.seconds)?;
+    let (next, event) = transition(&state, req, |current| {
+        let total = current.total_seconds().saturating_add(by.seconds());
+        let ask = |action| {
+            let mut q = super::query(&caller, action, &role, current, now);
+            q.context.duration_seconds = total;
+            q.context.extension_seconds = Some(by.seconds());
+            q.context.approvals_so_far = 0;
+            q
+        };
+        // The lifecycle's own refusals (status, caps) before policy's.
+        current.apply(
+            Command::Extend {
+                by,
+                reason: input.reason.clone(),
+                max_total_seconds: hard.seconds,
+                auto_approved: false,
+                policies: Vec::new(),
+            },
+            &actor,
+            now,
+        )?;
+        let decision = decide_logged(&state, &ask(Action::Extend), Some(current.id));
+        if !decision.allowed {
+            state.metrics.count(metrics::DENIALS, "extend", 1);
+            return Err(policy_denied(&decision));
+        }
+        let auto = decide_logged(&state, &ask(Action::AutoApprove), Some(current.id));
+        let policies = if auto.allowed {
+            permitting(&auto)
+        } else {
+            permitting(&decision)
+        };
+        Ok(current.apply(
+            Command::Extend {
+                by,
+                reason: input.reason.clone(),
+                max_total_seconds: hard.seconds,
+                auto_approved: auto.allowed,
+                policies,
+            },
+            &actor,
+            now,
+        )?)
+    })
+    .await?;
+    let applied = matches!(
+        event.kind,
+        crate::domain::EventKind::ExtensionRequested {
+            window_end: Some(_),
+            ..
+        }
+    );
+    let notice = if applied {
+        state.metrics.count(metrics::EXTENSIONS, "extend", 1);
+        Notice::Extended(&next, None)
+    } else {
+        Notice::ExtensionPending(&next)
+    };
+    state.notifier.notify(notice).await;
     Ok(Json(request_json(&next, now)))
 }

@@ -1,4 +1,6 @@
-//! The `reviews` function: approve and deny.
+//! The `reviews` function: approve and deny (a pending request, or the
+//! extension waiting beside an open grant), and the after-the-fact review
+//! of a break-glass grant.
 
 use super::{
     ReasonInput, decide_logged, is_requester, load_visible, parse_id, permitting, policy_denied,
@@ -9,7 +11,7 @@ use crate::api::input::{JsonObject, LimitedBody, field_error};
 use crate::api::notify::Notice;
 use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
-use crate::domain::{Command, Reason, Refusal, RoleInfo};
+use crate::domain::{Command, EventKind, Reason, Refusal, ReviewOutcome, RoleInfo};
 use crate::policy::Action;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -61,7 +63,7 @@ pub async fn approve(
     let ApproveInput { digest, comment } = ApproveInput::parse(&body)?;
     let (req, role) = reviewer_view(&state, &caller, id, now).await?;
     let actor = caller.actor();
-    let (next, _) = transition(&state, req, |current| {
+    let (next, event) = transition(&state, req, |current| {
         let decision = decide_logged(
             &state,
             &query(&caller, Action::Approve, &role, current, now),
@@ -79,7 +81,20 @@ pub async fn approve(
     })
     .await?;
     state.metrics.count(metrics::APPROVALS, "approve", 1);
-    state.notifier.notify(Notice::Approved(&next, &actor)).await;
+    let notice = match event.kind {
+        EventKind::ExtensionApproved {
+            window_end: Some(_),
+            ..
+        } => {
+            state.metrics.count(metrics::EXTENSIONS, "approve", 1);
+            Notice::Extended(&next, Some(&actor))
+        }
+        // One more approval of an extension that needs more: nothing to
+        // announce yet.
+        EventKind::ExtensionApproved { .. } => return Ok(Json(request_json(&next, now))),
+        _ => Notice::Approved(&next, &actor),
+    };
+    state.notifier.notify(notice).await;
     Ok(Json(request_json(&next, now)))
 }
 
@@ -95,7 +110,7 @@ pub async fn deny(
     let ReasonInput { reason } = ReasonInput::parse(&body)?;
     let (req, role) = reviewer_view(&state, &caller, id, now).await?;
     let actor = caller.actor();
-    let (next, _) = transition(&state, req, |current| {
+    let (next, event) = transition(&state, req, |current| {
         let decision = decide_logged(
             &state,
             &query(&caller, Action::Approve, &role, current, now),
@@ -114,7 +129,77 @@ pub async fn deny(
     })
     .await?;
     state.metrics.count(metrics::DENIALS, "deny", 1);
-    state.notifier.notify(Notice::Denied(&next, &actor)).await;
+    let notice = match event.kind {
+        EventKind::ExtensionDenied { .. } => Notice::ExtensionDenied(&next, &actor),
+        _ => Notice::Denied(&next, &actor),
+    };
+    state.notifier.notify(notice).await;
+    Ok(Json(request_json(&next, now)))
+}
+
+/// The validated body of `POST /requests/{id}/review`: `{outcome, comment}`.
+#[derive(Debug)]
+pub struct ReviewInput {
+    /// `justified` or `unjustified`.
+    pub outcome: ReviewOutcome,
+    /// What the reviewer found, checked like a reason.
+    pub comment: Reason,
+}
+
+impl ReviewInput {
+    /// Parses a body, refusing anything but `outcome` and `comment`.
+    pub fn parse(body: &[u8]) -> Result<Self, BrokerError> {
+        let o = JsonObject::parse(body, &["outcome", "comment"])?;
+        let raw = o.required_str("outcome")?;
+        let outcome = ReviewOutcome::parse(raw).ok_or_else(|| {
+            field_error(
+                "outcome",
+                format!(
+                    "outcome {} is not `justified` or `unjustified`",
+                    crate::domain::quote(raw)
+                ),
+            )
+        })?;
+        let comment = text_field("comment", o.required_str("comment")?)?;
+        Ok(Self { outcome, comment })
+    }
+}
+
+/// `POST /requests/{id}/review` `{outcome, comment}`: an approver records
+/// whether a break-glass grant was justified, once, whatever its status
+/// (it may have ended long ago). Needs policy action `review`.
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let id = parse_id(&raw_id)?;
+    let ReviewInput { outcome, comment } = ReviewInput::parse(&body)?;
+    let (req, role) = reviewer_view(&state, &caller, id, now).await?;
+    let actor = caller.actor();
+    let (next, _) = transition(&state, req, |current| {
+        let command = |policies| Command::Review {
+            outcome,
+            comment: comment.clone(),
+            policies,
+        };
+        // The lifecycle's refusals (not break-glass, already reviewed)
+        // before policy's.
+        current.apply(command(Vec::new()), &actor, now)?;
+        let decision = decide_logged(
+            &state,
+            &query(&caller, Action::Review, &role, current, now),
+            Some(current.id),
+        );
+        if !decision.allowed {
+            return Err(policy_denied(&decision));
+        }
+        Ok(current.apply(command(permitting(&decision)), &actor, now)?)
+    })
+    .await?;
+    state.notifier.notify(Notice::Reviewed(&next, &actor)).await;
     Ok(Json(request_json(&next, now)))
 }
 
