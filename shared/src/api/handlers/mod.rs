@@ -244,9 +244,11 @@ pub(crate) async fn load_visible(
 /// the requester, when the role no longer exists).
 // INVARIANT: a request the caller may not see answers exactly as one that
 // does not exist: the same 404 message, and the same work (both policy
-// questions asked, no decision line written), so neither the answer nor the
-// audit log tells them apart. What remains is the role lookup, which the
-// role cache answers without IAM after the first call per role.
+// questions asked, one `view` decision line written), so the answer does not
+// tell them apart. The log line does, for whoever reads the logs: an unknown
+// request is logged against the placeholder role, which shows probing. What
+// remains is the role lookup, which the role cache answers without IAM after
+// the first call per role.
 pub(crate) async fn authorize_view(
     state: &AppState,
     caller: &Caller,
@@ -267,7 +269,7 @@ pub(crate) async fn authorize_view(
                 starts_at: None,
                 extension_seconds: None,
             };
-            may_see(state, caller, &role, context);
+            may_see(state, caller, id, &role, context);
         }
         return Err(not_found(id));
     };
@@ -279,36 +281,65 @@ pub(crate) async fn authorize_view(
         Some(role) => role,
         None => {
             if let Some(unknown) = unknown_role() {
-                may_see(state, caller, &unknown, query_context(caller, &req, now));
+                may_see(
+                    state,
+                    caller,
+                    id,
+                    &unknown,
+                    query_context(caller, &req, now),
+                );
             }
             return Err(not_found(id));
         }
     };
-    if may_see(state, caller, &role, query_context(caller, &req, now)) {
-        decide_logged(
-            state,
-            &query(caller, Action::Read, &role, &req, now),
-            Some(req.id),
-        );
+    if may_see(state, caller, id, &role, query_context(caller, &req, now)) {
         return Ok((req, Some(role)));
     }
     Err(not_found(id))
 }
 
 /// The visibility questions (`read`, `approve`, `review`), always all
-/// three, unlogged: whoever may review a role's break-glass grants may see
-/// its requests.
-fn may_see(state: &AppState, caller: &Caller, role: &RoleInfo, context: QueryContext<'_>) -> bool {
+/// three, and one decision line `view` for request `id`: allowed when any
+/// permits (whoever may review a role's break-glass grants may see its
+/// requests), naming the permitting policies (or, denied, the forbidding
+/// ones).
+fn may_see(
+    state: &AppState,
+    caller: &Caller,
+    id: RequestId,
+    role: &RoleInfo,
+    context: QueryContext<'_>,
+) -> bool {
     let ask = |action| Query {
         principal: &caller.identity,
         action,
         role,
         context: context.clone(),
     };
-    let read = state.policy.decide(&ask(Action::Read)).allowed;
-    let approve = state.policy.decide(&ask(Action::Approve)).allowed;
-    let review = state.policy.decide(&ask(Action::Review)).allowed;
-    read || approve || review
+    let read = state.policy.decide(&ask(Action::Read));
+    let approve = state.policy.decide(&ask(Action::Approve));
+    let review = state.policy.decide(&ask(Action::Review));
+    let allowed = read.allowed || approve.allowed || review.allowed;
+    let policies: Vec<String> = [&read, &approve, &review]
+        .into_iter()
+        .flat_map(|d| {
+            if allowed {
+                d.permitted_by.iter()
+            } else {
+                d.forbidden_by.iter()
+            }
+        })
+        .map(|p| p.id.clone())
+        .collect();
+    state.audit.decision(&LoggedDecision {
+        action: "view",
+        request_id: Some(id),
+        actor: &caller.actor(),
+        role: &role.arn,
+        allowed,
+        policies: &policies,
+    });
+    allowed
 }
 
 /// The role put to the policies for a request that does not exist (or
