@@ -269,7 +269,7 @@ async fn stack_table_has_the_same_keys_and_indexes_as_the_provisioned_table() {
     let local = table_shape(&ddb, "provisioned-for-shape").await;
 
     assert_eq!(deployed, local);
-    assert_eq!(deployed.indexes.len(), 3, "three GSIs: {deployed:?}");
+    assert_eq!(deployed.indexes.len(), 4, "four GSIs: {deployed:?}");
 }
 
 #[tokio::test]
@@ -900,6 +900,10 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_and_the_console_sk
             expect("RequestsFunction", "Jwt"),
         ),
         (
+            "POST /requests/{id}/extend".to_owned(),
+            expect("RequestsFunction", "Jwt"),
+        ),
+        (
             "POST /roles/check".to_owned(),
             expect("RequestsFunction", "Jwt"),
         ),
@@ -912,7 +916,15 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_and_the_console_sk
             expect("ReviewsFunction", "Jwt"),
         ),
         (
+            "POST /requests/{id}/review".to_owned(),
+            expect("ReviewsFunction", "Jwt"),
+        ),
+        (
             "POST /requests/{id}/credentials".to_owned(),
+            expect("CredentialsFunction", "Jwt"),
+        ),
+        (
+            "POST /requests/{id}/console".to_owned(),
             expect("CredentialsFunction", "Jwt"),
         ),
         (
@@ -1103,7 +1115,7 @@ fn server_errors_alarms_cover_every_route_under_the_function_that_serves_it() {
 }
 
 #[test]
-fn the_sweep_credential_and_revocation_failures_and_api_5xx_each_have_an_alarm() {
+fn the_sweep_credential_and_revocation_failures_overdue_reviews_and_api_5xx_each_have_an_alarm() {
     let d = deployment();
     let all = alarms(d);
     let sweep = &all["SweepNotRunningAlarm"];
@@ -1142,6 +1154,21 @@ fn the_sweep_credential_and_revocation_failures_and_api_5xx_each_have_an_alarm()
                 (*op).to_owned()
             ))
             .collect()
+    );
+    // Break-glass grants left unreviewed past the setting.
+    let unreviewed = &all["UnreviewedBreakGlassAlarm"];
+    assert_eq!(
+        alarm_metrics(unreviewed),
+        [(
+            metrics::NAMESPACE.to_owned(),
+            metrics::UNREVIEWED_BREAK_GLASS.to_owned(),
+            "sweep".to_owned()
+        )]
+    );
+    assert_eq!(unreviewed["Threshold"], 1);
+    assert_eq!(
+        unreviewed["ComparisonOperator"],
+        "GreaterThanOrEqualToThreshold"
     );
     let api = &all["ApiServerErrorsAlarm"];
     assert_eq!(api["Namespace"], "AWS/ApiGateway");
