@@ -55,6 +55,11 @@ fn aws_env(c: &mut Command, endpoint: &str) {
 
 impl Broker {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A broker with further `TOLLGATE_*` settings in its environment.
+    fn start_with(env: &[(&str, &str)]) -> Self {
         let emulator = Emulator::shared().expect("the AWS emulator starts");
         let endpoint = emulator.endpoint().to_owned();
         let table = unique_name("cli");
@@ -85,7 +90,8 @@ impl Broker {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TOLLGATE_DEV_SECRET", SECRET)
             .env("RUST_LOG", "warn")
-            .envs(tollgate::aws::local_environment());
+            .envs(tollgate::aws::local_environment())
+            .envs(env.iter().copied());
         aws_env(&mut serve, &endpoint);
         let server = serve
             .args([
@@ -1222,4 +1228,199 @@ fn a_pending_request_is_reused_waited_for_and_approved_by_its_digest() {
         "{}",
         none.err
     );
+}
+
+/// A stand-in for the AWS federation endpoint: answers every request with a
+/// fixed sign-in token and counts them. Returns its endpoint.
+fn federation_stand_in() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/federation", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 8192];
+            let n = stream.read(&mut head).unwrap_or(0);
+            let line = String::from_utf8_lossy(&head[..n]);
+            let body = if line.starts_with("GET /federation?Action=getSigninToken&Session=") {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r#"{"SigninToken":"cli-test-signin-token"}"#
+            } else {
+                "{}"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (endpoint, asked)
+}
+
+#[test]
+fn scheduled_extended_and_break_glass_grants_and_a_console_url_from_the_command_line() {
+    let (federation, asked) = federation_stand_in();
+    let b = Broker::start_with(&[("TOLLGATE_FEDERATION_ENDPOINT", &federation)]);
+    let alice = b.token("alice", &["developers", "oncall"], true, &[]);
+    let bob = b.token("bob", &["sre"], true, &[]);
+
+    // Scheduled: approved early, no credentials before the start.
+    let scheduled = request(
+        &b,
+        &alice,
+        PRODUCTION,
+        &["--in", "30m", "--ticket", "INC-1", "--duration", "30m"],
+    );
+    assert_eq!(scheduled["status"], "pending");
+    assert!(scheduled["starts_at"].is_string(), "{scheduled}");
+    let id = scheduled["id"].as_str().unwrap();
+    let approved = run(&mut b.cli(&bob), &["approve", id, "--yes"]);
+    assert_eq!(approved.code, 0, "{}", approved.err);
+    let early = run(&mut b.cli(&alice), &["credentials", id, "--no-cache"]);
+    assert_eq!(early.code, 5, "{}", early.err);
+    assert!(early.err.contains("not_started"), "{}", early.err);
+    let shown = run(&mut b.cli(&alice), &["show", id]);
+    assert!(shown.out.contains("scheduled: starts"), "{}", shown.out);
+    let bad = run(
+        &mut b.cli(&alice),
+        &[
+            "request",
+            "--role",
+            STAGING,
+            "--duration",
+            "1h",
+            "--reason",
+            "x",
+            "--starts-at",
+            "2020-01-01T09:00Z",
+        ],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.err);
+
+    // Extension of an auto-approved staging grant: applied at once.
+    let staging = request(&b, &alice, STAGING, &[]);
+    let sid = staging["id"].as_str().unwrap();
+    let extended = run(
+        &mut b.cli(&alice),
+        &[
+            "extend",
+            sid,
+            "--by",
+            "30m",
+            "--reason",
+            "the load test runs long",
+        ],
+    );
+    assert_eq!(extended.code, 0, "{}", extended.err);
+    assert!(extended.out.contains("now ends"), "{}", extended.out);
+
+    // Extension of a production grant: an SRE approves it by its digest.
+    let prod = request(
+        &b,
+        &alice,
+        PRODUCTION,
+        &["--ticket", "INC-2", "--duration", "30m"],
+    );
+    let pid = prod["id"].as_str().unwrap();
+    assert_eq!(run(&mut b.cli(&bob), &["approve", pid, "--yes"]).code, 0);
+    let asked_ext = run(
+        &mut b.cli(&alice),
+        &[
+            "extend",
+            pid,
+            "--by",
+            "30m",
+            "--reason",
+            "the migration is slow",
+        ],
+    );
+    assert_eq!(asked_ext.code, 0, "{}", asked_ext.err);
+    assert!(
+        asked_ext.out.contains("waits for 1 approval"),
+        "{}",
+        asked_ext.out
+    );
+    wait_until_listed(&b, &bob, pid);
+    let ext_ok = run(&mut b.cli(&bob), &["approve", pid, "--yes"]);
+    assert_eq!(ext_ok.code, 0, "{}", ext_ok.err);
+    assert!(ext_ok.out.contains("extension approved"), "{}", ext_ok.out);
+    let after = run(&mut b.cli(&alice), &["show", pid, "--output", "json"]).json();
+    assert_eq!(after["extended_seconds"], 1800);
+
+    // Break-glass: active at once, reviewed by someone else.
+    let glass = request(
+        &b,
+        &alice,
+        "arn:aws:iam::444455556666:role/tollgate/ProductionBreakGlass",
+        &["--break-glass", "--duration", "30m"],
+    );
+    assert_eq!(glass["status"], "active");
+    let gid = glass["id"].as_str().unwrap();
+    let listed = run(
+        &mut b.cli(&bob),
+        &["list", "--unreviewed", "--output", "json"],
+    )
+    .json();
+    assert!(
+        listed.as_array().unwrap().iter().any(|r| r["id"] == gid),
+        "{listed}"
+    );
+    let own = run(
+        &mut b.cli(&alice),
+        &["review", gid, "--outcome", "justified", "--comment", "mine"],
+    );
+    assert_eq!(own.code, 3, "{}", own.err);
+    let reviewed = run(
+        &mut b.cli(&bob),
+        &[
+            "review",
+            gid,
+            "--outcome",
+            "justified",
+            "--comment",
+            "INC-3 confirmed",
+        ],
+    );
+    assert_eq!(reviewed.code, 0, "{}", reviewed.err);
+    assert!(reviewed.out.contains("justified"), "{}", reviewed.out);
+
+    // Console: the URL printed, never cached.
+    let console = run(&mut b.cli(&alice), &["console", sid, "--print"]);
+    assert_eq!(console.code, 0, "{}", console.err);
+    let url = console.out.trim();
+    assert!(
+        url.starts_with(&format!("{federation}?Action=login")),
+        "{url}"
+    );
+    assert!(url.contains("SigninToken=cli-test-signin-token"), "{url}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let by_role = run(
+        &mut b.cli(&alice),
+        &["console", "--role", STAGING, "--print"],
+    );
+    assert_eq!(by_role.code, 0, "{}", by_role.err);
+    let cached = walk(&b.home.path().join("cache"));
+    assert!(
+        cached.iter().all(|f| !std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .contains("cli-test-signin-token")),
+        "the sign-in URL was written to disk"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files.extend(walk(&p));
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
 }

@@ -230,6 +230,15 @@ export TOLLGATE_TOKEN_COMMAND="tollgate dev token $(scripts/local-broker token-a
         "{}",
         demo.err
     );
+    // A console sign-in URL from the stand-in, an extension, and a
+    // scheduled grant refused credentials before its start.
+    assert!(
+        demo.out.contains("/federation?Action=login") && demo.out.contains("SigninToken=stand-in-"),
+        "{}",
+        demo.out
+    );
+    assert!(demo.out.contains("extended: request"), "{}", demo.out);
+    assert!(demo.err.contains("not_started"), "{}", demo.err);
     let after = local.ok(&format!(
         r#"eval "$(scripts/local-broker env)"
 TOLLGATE_TOKEN_COMMAND="tollgate dev token $(scripts/local-broker token-args alice)" tollgate show {id} --output json"#

@@ -44,7 +44,7 @@ fn validate_accepts_the_example_policies() {
     let o = tollgate(&["policy", "validate", examples().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).starts_with("ok: 20 policies in 5 files"),
+        stdout(&o).starts_with("ok: 28 policies in 6 files"),
         "{}",
         stdout(&o)
     );

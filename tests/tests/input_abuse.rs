@@ -439,7 +439,7 @@ fn bad_query_strings_ids_routes_and_methods_get_json_errors() {
             ("/requests?limit=101", 400, "invalid_input"),
             ("/requests?status=approved", 400, "invalid_input"),
             (
-                "/requests?scope=reviewable&status=active",
+                "/requests?scope=revocable&status=pending",
                 400,
                 "invalid_input",
             ),

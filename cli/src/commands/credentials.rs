@@ -161,6 +161,19 @@ pub async fn mint_and_print(
 ) -> Result<(), CliError> {
     let now = crate::clock::now();
     let status = req.effective_status(now);
+    if status == Status::Scheduled {
+        let start = req
+            .window_start
+            .map_or_else(String::new, |t| crate::output::when(t, now));
+        return Err(CliError::new(
+            Exit::Conflict,
+            "not_started",
+            format!(
+                "request {}'s grant starts {start}; no credentials before then",
+                req.id
+            ),
+        ));
+    }
     let Some(window_end) = req.window_end.filter(|_| status == Status::Active) else {
         let hint = if status == Status::Pending {
             format!("wait for it with `tollgate wait {} --credentials`", req.id)

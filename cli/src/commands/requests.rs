@@ -967,6 +967,12 @@ fn write_approval_summary(out: &mut dyn Write, req: &AccessRequest) -> std::io::
                     .map_or_else(|| "(none)".to_owned(), ToString::to_string)),
             ),
             ("  session policy", session_policy_lines(req)),
+            (
+                "  starts",
+                one(req
+                    .starts_at
+                    .map_or_else(|| "when approved".to_owned(), |t| t.to_rfc3339())),
+            ),
             ("  approvals", one(approvals_line(req))),
             ("  digest", one(req.digest.clone())),
         ],

@@ -27,7 +27,8 @@
 //!   or deny it now; when not, `code` says why: `self_review`,
 //!   `not_pending`, `already_approved` or `policy_denied`; `decision` is the
 //!   caller's `approve` decision with its explanation, when policies were
-//!   asked), so a page can show everything the digest covers and what
+//!   asked; when allowed or refused by policy, also `subject`: `request` or
+//!   `extension`, and `digest`: the one an approval must quote now), so a page can show everything the digest covers and what
 //!   policy says before anyone decides;
 //! - `POST /requests`: 201 and the request (`Location` header; a replayed
 //!   `Idempotency-Key` answers 201 with the same request and
@@ -48,6 +49,11 @@
 //! - `POST /requests/{id}/credentials`: 200 `{access_key_id,
 //!   secret_access_key, session_token, expiration, request_id,
 //!   session_name, window_end}` with `Cache-Control: no-store`;
+//! - `POST /requests/{id}/console`: 200 `{url, expiration, request_id,
+//!   session_name, window_end}` with `Cache-Control: no-store` (`url` signs
+//!   its holder in to the AWS console);
+//! - `POST /requests/{id}/extend` and `/review`: 200 and the request
+//!   (`pending_extension` while an extension waits, `break_glass.review`);
 //! - `POST /requests/{id}/revoke`: 200 and the revoked request; 503
 //!   `revocation_incomplete` when the grant is revoked but its deny statement
 //!   is not on the role yet (a repeated revoke finishes it: 200, or 409
@@ -460,6 +466,9 @@ pub(crate) fn review_json(
         "code": code,
         "message": message,
         "decision": explanation(&decision),
+        // What an approval addresses now, and the digest it must quote.
+        "subject": subject.as_str(),
+        "digest": req.review_digest(now),
     })
 }
 
