@@ -684,3 +684,28 @@ async fn a_console_sign_in_mints_recorded_credentials_and_builds_the_url_from_a_
             .any(|(k, v)| k == "Destination" && v == s3)
     );
 }
+
+#[tokio::test]
+async fn a_federation_endpoint_that_does_not_answer_is_503_and_the_issue_stays_recorded() {
+    // A port nothing listens on.
+    let closed = tollgate_tests::broker::free_port();
+    let b = Broker::start(
+        server(),
+        BrokerOptions {
+            extra_env: vec![(
+                "TOLLGATE_FEDERATION_ENDPOINT".into(),
+                format!("http://127.0.0.1:{closed}/federation"),
+            )],
+            ..BrokerOptions::default()
+        },
+    )
+    .await;
+    let id = id_of(&create(&b, &ALICE, &staging(3600)).await.body);
+    let r = act(&b, &ALICE, &id, "console", json!({})).await;
+    assert_eq!((r.status, r.code()), (503, "aws_unavailable"), "{}", r.body);
+    assert!(r.body.get("url").is_none());
+    // The credentials were minted behind their event: it stays, counted.
+    let shown = show(&b, &ALICE, &id).await;
+    assert_eq!(events_of(&shown, "console_issued").len(), 1);
+    assert_eq!(b.sts.assume_role_calls().len(), 1);
+}
