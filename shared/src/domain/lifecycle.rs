@@ -85,20 +85,21 @@ impl Status {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Active,
+        Self::Scheduled,
+        Self::Denied,
+        Self::Cancelled,
+        Self::Revoked,
+        Self::Expired,
+        Self::Lapsed,
+    ];
+
     /// Parses the snake_case name.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Active,
-            Self::Scheduled,
-            Self::Denied,
-            Self::Cancelled,
-            Self::Revoked,
-            Self::Expired,
-            Self::Lapsed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
