@@ -4,8 +4,9 @@ The emulator (moto, started by scripts/aws-local in a private state
 directory), a fresh table with the example roles (`tollgate local
 provision`) and `tollgate serve` with the example policies and a development
 secret, so tokens come from `tollgate dev token` and the console signs in
-through the development OpenID provider. Standard library only, so any of
-the project's virtualenvs can run it.
+through the development OpenID provider; console sign-in URLs come from
+scripts/federation-stand-in (the emulator has no federation endpoint).
+Standard library only, so any of the project's virtualenvs can run it.
 """
 
 import json
@@ -48,6 +49,7 @@ class LocalBroker:
         self.extra_env = dict(extra_env or {})
         self.prefix = prefix
         self.server = None
+        self.federation = None
 
     def __enter__(self):
         assert TOLLGATE.is_file(), f"{TOLLGATE} is missing: run `cargo build -p tollgate-cli` first"
@@ -73,6 +75,13 @@ class LocalBroker:
         )
         env.update(self.extra_env)
         try:
+            if "TOLLGATE_FEDERATION_ENDPOINT" not in env:
+                federation_port = free_port()
+                self.federation = subprocess.Popen(
+                    [str(ROOT / "scripts" / "federation-stand-in"), str(federation_port)],
+                    stdin=subprocess.DEVNULL)
+                env["TOLLGATE_FEDERATION_ENDPOINT"] = (
+                    f"http://127.0.0.1:{federation_port}/federation")
             provisioned = subprocess.run(
                 [str(TOLLGATE), "--output", "json", "local", "provision", "--table", table],
                 env=env, check=True, capture_output=True, text=True)
@@ -106,6 +115,9 @@ class LocalBroker:
         if self.server:
             self.server.terminate()
             self.server.wait(10)
+        if self.federation:
+            self.federation.terminate()
+            self.federation.wait(10)
         subprocess.run([str(ROOT / "scripts" / "aws-local"), "stop"], env=self.env,
                        capture_output=True)
         shutil.rmtree(self.state, ignore_errors=True)
