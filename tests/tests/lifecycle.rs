@@ -419,6 +419,7 @@ async fn extensions_asked_at_once_never_take_a_grant_past_its_policy_limit() {
         }
     }
     let shown = show(&b, &ALICE, &id).await;
+    println!("8 extensions of 1h asked at once on a 1h grant capped at 4h: {applied} applied");
     assert!((1..=3).contains(&applied), "{applied} applied");
     assert_eq!(shown["extended_seconds"], 3600 * applied);
     assert_eq!(
