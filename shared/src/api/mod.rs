@@ -26,6 +26,7 @@ pub mod lambda;
 pub mod local;
 pub mod notify;
 pub mod pagination;
+pub mod policies;
 pub mod routes;
 pub mod settings;
 pub mod state;
@@ -35,6 +36,7 @@ pub mod web;
 pub use caller::Caller;
 pub use error::{ApiError, ApiResult};
 pub use lambda::init_tracing;
+pub use policies::Policies;
 pub use routes::router;
 pub use state::{AppState, RouteSet, StartupError, StateOptions};
 

@@ -150,7 +150,8 @@ pub(crate) fn decide_logged(
     q: &Query<'_>,
     request_id: Option<RequestId>,
 ) -> Decision {
-    let decision = state.policy.decide(q);
+    let policy = state.policy.current();
+    let decision = policy.decide(q);
     let policies: Vec<String> = if decision.allowed {
         decision.permitted_by.iter().map(|p| p.id.clone()).collect()
     } else {
@@ -169,6 +170,7 @@ pub(crate) fn decide_logged(
         role: &q.role.arn,
         allowed: decision.allowed,
         policies: &policies,
+        policy_version: &policy.version,
     });
     if !decision.errors.is_empty() {
         tracing::warn!(action = q.action.as_str(), errors = ?decision.errors, "policy evaluation errors");
@@ -291,8 +293,8 @@ fn may_see(state: &AppState, caller: &Caller, role: &RoleInfo, context: QueryCon
         role,
         context: context.clone(),
     };
-    let read = state.policy.decide(&ask(Action::Read)).allowed;
-    let approve = state.policy.decide(&ask(Action::Approve)).allowed;
+    let read = state.policy.current().decide(&ask(Action::Read)).allowed;
+    let approve = state.policy.current().decide(&ask(Action::Approve)).allowed;
     read || approve
 }
 
@@ -401,6 +403,7 @@ pub(crate) fn review_json(
     };
     let decision = state
         .policy
+        .current()
         .decide(&query(caller, Action::Approve, role, req, now));
     let (code, message) = if decision.allowed {
         (Value::Null, Value::Null)
