@@ -369,16 +369,14 @@ impl PolicyStore {
                 etag,
                 body,
             } => {
-                let loaded = PolicyDocument::parse(&body).and_then(|doc| {
-                    let version = match version_id.filter(|v| !v.is_empty() && v != "null") {
-                        Some(v) => v,
-                        None => {
-                            let d = doc.digest();
-                            format!("unversioned-{}", d.get(..12).unwrap_or(&d))
-                        }
-                    };
+                let version_id = version_id.filter(|v| !v.is_empty() && v != "null");
+                let loaded = PolicyDocument::parse(&body).map(|doc| {
+                    let version = version_id.clone().unwrap_or_else(|| {
+                        let d = doc.digest();
+                        format!("unversioned-{}", d.get(..12).unwrap_or(&d))
+                    });
                     let result = ActivePolicies::stored(&doc, version.clone());
-                    Ok((version, result))
+                    (version, result)
                 });
                 self.etag = etag;
                 match loaded {
@@ -392,7 +390,10 @@ impl PolicyStore {
                         Applied::Loaded(self.current())
                     }
                     Ok((version, Err(e))) => self.reject(version, &DocumentError::Policy(e)),
-                    Err(e) => self.reject("(unreadable)".to_owned(), &e),
+                    Err(e) => {
+                        let version = version_id.unwrap_or_else(|| "(unversioned)".to_owned());
+                        self.reject(version, &e)
+                    }
                 }
             }
         }
