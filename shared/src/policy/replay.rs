@@ -141,25 +141,66 @@ impl Verdict {
         }
     }
 
-    /// The policies responsible: for a denial the forbids (none: nothing
-    /// permits), for a pending request what permitted `request`, for an
-    /// active one that and what permitted `auto_approve`.
+    /// The policies responsible: for a denial the forbids of `request`
+    /// (none: nothing permits it); otherwise what permitted `request`, and
+    /// what permitted `auto_approve` (active) or forbade it (pending).
     pub fn responsible(&self) -> Vec<&PolicyRef> {
+        fn denying(d: &Decision) -> Vec<&PolicyRef> {
+            d.forbidden_by.iter().chain(&d.failed_forbids).collect()
+        }
         let d = &self.request;
         if !d.allowed {
-            return d.forbidden_by.iter().chain(&d.failed_forbids).collect();
+            return denying(d);
         }
         let mut refs: Vec<&PolicyRef> = d.permitted_by.iter().collect();
-        if let Some(a) = self.auto_approve.as_ref().filter(|a| a.allowed) {
-            refs.extend(&a.permitted_by);
+        match &self.auto_approve {
+            Some(a) if a.allowed => refs.extend(&a.permitted_by),
+            Some(a) => refs.extend(denying(a)),
+            None => {}
         }
         refs
     }
 
-    /// `{outcome, policies}` for `--output json`.
+    /// One line for people: `pending (permitted by staging-request; not
+    /// auto-approved: forbidden by short-staging)`.
+    pub fn describe(&self) -> String {
+        let ids = |refs: Vec<&PolicyRef>| {
+            refs.iter()
+                .map(|p| p.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let d = &self.request;
+        let why = if !d.allowed {
+            match ids(d.forbidden_by.iter().chain(&d.failed_forbids).collect()) {
+                f if f.is_empty() => "no policy permits it".to_owned(),
+                f => format!("forbidden by {f}"),
+            }
+        } else {
+            let mut why = format!("permitted by {}", ids(d.permitted_by.iter().collect()));
+            if let Some(a) = &self.auto_approve {
+                let (verb, refs) = if a.allowed {
+                    ("auto-approved by", a.permitted_by.iter().collect())
+                } else {
+                    (
+                        "not auto-approved: forbidden by",
+                        a.forbidden_by.iter().chain(&a.failed_forbids).collect(),
+                    )
+                };
+                match ids(refs) {
+                    r if r.is_empty() => why.push_str("; no policy auto-approves it"),
+                    r => why.push_str(&format!("; {verb} {r}")),
+                }
+            }
+            why
+        };
+        format!("{} ({why})", self.outcome.as_str())
+    }
+
+    /// `{outcome, policies, explanation}` for `--output json`.
     pub fn to_json(&self) -> Value {
         let ids: Vec<&str> = self.responsible().iter().map(|p| p.id.as_str()).collect();
-        json!({ "outcome": self.outcome, "policies": ids })
+        json!({ "outcome": self.outcome, "policies": ids, "explanation": self.describe() })
     }
 }
 
@@ -285,6 +326,14 @@ when { resource.hasTag("env") && resource.getTag("env") == "staging" };
         assert!(ids(&changes[0].before).is_empty());
         assert_eq!(ids(&changes[1].before), ["ops-request"]);
         assert_eq!(ids(&changes[1].after), ["no-prod-at-night"]);
+        assert_eq!(
+            changes[1].after.describe(),
+            "denied (forbidden by no-prod-at-night)"
+        );
+        assert_eq!(
+            changes[0].after.describe(),
+            "pending (permitted by dev-request; no policy auto-approves it)"
+        );
         // Carol stays active under both: staging-auto applies to her role's tags.
         assert_eq!(Verdict::of(&proposed, &cases[2]).outcome, Outcome::Active);
         assert!(replay(&current, &current, &cases).is_empty());
