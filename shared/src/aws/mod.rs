@@ -29,7 +29,9 @@ pub use dynamodb::{
 };
 pub use iam::RoleDirectory;
 pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
-pub use policy_store::{DEFAULT_POLICY_KEY, PolicyObject, StoredVersion, s3_client};
+pub use policy_store::{
+    DEFAULT_POLICY_KEY, LOCAL_POLICY_BUCKET, PolicyObject, StoredVersion, ensure_bucket, s3_client,
+};
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, LOCAL_BROKER_ACCOUNT, LOCAL_EXTERNAL_ID, LOCAL_PRODUCTION_ACCOUNT,
     LOCAL_STAGING_ACCOUNT, Provisioned, account_admin, create_role, create_table, example_role,

@@ -12,6 +12,8 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// The bucket `tollgate local provision` creates on the emulator.
+pub const LOCAL_POLICY_BUCKET: &str = "tollgate-policies";
 /// The object key when none is configured.
 pub const DEFAULT_POLICY_KEY: &str = "policies.json";
 /// Object metadata holding the document's sha256 (`x-amz-meta-tollgate-digest`).
