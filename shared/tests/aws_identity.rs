@@ -465,6 +465,23 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
         .map(|s| s.as_str().to_owned());
     assert_eq!(pitr.as_deref(), Some("ENABLED"));
 
+    // Every document the local world's roles hold lints clean.
+    let mut docs = Vec::new();
+    for arn in first.control_roles.iter().chain(&first.roles) {
+        let iam = c.iam_in(arn.account()).await.unwrap();
+        docs.extend(
+            tollgate::aws::testing::role_documents(&iam, arn)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        docs.len(),
+        2 * 2 + EXAMPLE_ROLES.len(),
+        "trust and policies"
+    );
+    assert_eq!(tollgate::aws::testing::iam_lint(&docs).unwrap(), vec![]);
+
     let control: Vec<&str> = first.control_roles.iter().map(RoleArn::as_str).collect();
     assert_eq!(
         control,

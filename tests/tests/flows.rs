@@ -898,3 +898,82 @@ async fn approvers_see_held_grants_what_waits_for_mfa_and_what_they_may_revoke()
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
 }
+
+/// The broker's decision lines (stdout) so far.
+fn decision_lines(b: &Broker) -> Vec<Value> {
+    b.stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "decision")
+        .collect()
+}
+
+#[tokio::test]
+async fn every_decision_is_logged_and_joins_its_request() {
+    let b = broker().await;
+    let created = create(&b, &ALICE, &production(1800)).await;
+    let id = id_of(&created);
+    // The create's decisions name the request they created.
+    let lines = decision_lines(&b);
+    let request = lines
+        .iter()
+        .find(|l| l["action"] == "request")
+        .expect("a request decision");
+    assert_eq!(request["request_id"], json!(id));
+    assert_eq!(request["outcome"], "allow");
+    // Who may see it: a line per visibility decision, allowed or not.
+    let seen = b
+        .call(
+            Method::GET,
+            &format!("/requests/{id}"),
+            Auth::As(&BOB),
+            None,
+        )
+        .await;
+    assert_eq!(seen.status, 200);
+    let hidden = b
+        .call(
+            Method::GET,
+            &format!("/requests/{id}"),
+            Auth::As(&ERIN),
+            None,
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+    let views: Vec<(String, String)> = decision_lines(&b)
+        .iter()
+        .filter(|l| l["action"] == "view" && l["request_id"] == json!(id))
+        .map(|l| {
+            (
+                l["actor"].as_str().unwrap().to_owned(),
+                l["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [
+            ("bob".to_owned(), "allow".to_owned()),
+            ("erin".to_owned(), "deny".to_owned())
+        ]
+    );
+    // A filtered listing: one aggregate line per call.
+    let listed = b
+        .call(
+            Method::GET,
+            "/requests?scope=reviewable",
+            Auth::As(&BOB),
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    let shown = listed.body["items"].as_array().unwrap().len();
+    let filters: Vec<Value> = decision_lines(&b)
+        .into_iter()
+        .filter(|l| l["action"] == "list:reviewable")
+        .collect();
+    assert_eq!(filters.len(), 1, "{filters:?}");
+    assert_eq!(filters[0]["actor"], "bob");
+    assert_eq!(filters[0]["shown"], json!(shown));
+    assert!(filters[0]["examined"].as_u64().unwrap() >= shown as u64);
+}

@@ -331,6 +331,136 @@ pub fn local_config(table: &str) -> crate::Config {
     }
 }
 
+/// One IAM document to lint with parliament (`scripts/iam-lint`).
+#[derive(Debug, Clone)]
+pub struct IamDocument {
+    /// What it is, for the report.
+    pub name: String,
+    /// The role whose trust policy it is; `None` for identity and session
+    /// policies.
+    pub trust_of: Option<String>,
+    /// The document.
+    pub document: serde_json::Value,
+}
+
+/// A role's trust policy and inline policies as IAM holds them (through
+/// `iam`, acting in the role's account), named `<role> trust` and
+/// `<role> <policy name>`.
+pub async fn role_documents(
+    iam: &aws_sdk_iam::Client,
+    role: &RoleArn,
+) -> Result<Vec<IamDocument>, String> {
+    let decode = |raw: &str| -> Result<serde_json::Value, String> {
+        let text = if raw.trim_start().starts_with('{') {
+            raw.to_owned()
+        } else {
+            crate::aws::percent_decode(raw)
+        };
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{role}: {e}: {}", &text[..text.len().min(300)]))
+    };
+    let got = iam
+        .get_role()
+        .role_name(role.name())
+        .send()
+        .await
+        .map_err(|e| format!("GetRole {role}: {e}"))?;
+    let trust = got
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .ok_or_else(|| format!("{role} has no trust policy"))?;
+    let mut docs = vec![IamDocument {
+        name: format!("{} trust", role.name()),
+        trust_of: Some(role.to_string()),
+        document: decode(trust)?,
+    }];
+    let names = iam
+        .list_role_policies()
+        .role_name(role.name())
+        .send()
+        .await
+        .map_err(|e| format!("ListRolePolicies {role}: {e}"))?;
+    for name in names.policy_names() {
+        let got = iam
+            .get_role_policy()
+            .role_name(role.name())
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| format!("GetRolePolicy {role} {name}: {e}"))?;
+        docs.push(IamDocument {
+            name: format!("{} {name}", role.name()),
+            trust_of: None,
+            document: decode(got.policy_document())?,
+        });
+    }
+    Ok(docs)
+}
+
+/// Lints `docs` with parliament through `scripts/iam-lint` and returns the
+/// findings that `scripts/iam-lint-accepted.json` does not list (with its
+/// reason) for that document: `(document name, finding)`.
+pub fn iam_lint(docs: &[IamDocument]) -> Result<Vec<(String, serde_json::Value)>, String> {
+    let input: Vec<serde_json::Value> = docs
+        .iter()
+        .map(|d| match &d.trust_of {
+            Some(role) => serde_json::json!({"name": d.name, "kind": "trust", "role_arn": role, "document": d.document}),
+            None => serde_json::json!({"name": d.name, "kind": "identity", "document": d.document}),
+        })
+        .collect();
+    let script = repo_root().join("scripts").join("iam-lint");
+    let mut child = Command::new(python()?)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(serde_json::Value::Array(input).to_string().as_bytes())
+            .map_err(|e| format!("iam-lint stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("iam-lint: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iam-lint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let found: BTreeMap<String, Vec<serde_json::Value>> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("iam-lint output: {e}"))?;
+    let accepted: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("scripts").join("iam-lint-accepted.json"))
+            .map_err(|e| format!("iam-lint-accepted.json: {e}"))?,
+    )
+    .map_err(|e| format!("iam-lint-accepted.json: {e}"))?;
+    // An accepted finding names its issue, the text its detail contains,
+    // optionally the documents it applies to (a name prefix), and why.
+    let is_accepted = |name: &str, finding: &serde_json::Value| {
+        accepted.iter().any(|a| {
+            let detail = finding["detail"].as_str().unwrap_or_default();
+            a["issue"] == finding["issue"]
+                && a["detail_contains"]
+                    .as_str()
+                    .is_some_and(|d| detail.contains(d))
+                && a["document"].as_str().is_none_or(|d| name.starts_with(d))
+                && a["reason"].as_str().is_some_and(|r| !r.trim().is_empty())
+        })
+    };
+    let mut open = Vec::new();
+    for (name, findings) in found {
+        for f in findings {
+            if !is_accepted(&name, &f) {
+                open.push((name.clone(), f));
+            }
+        }
+    }
+    Ok(open)
+}
+
 /// One request as sent on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SentCall {

@@ -236,9 +236,11 @@ pub(crate) async fn load_visible(
 /// the requester, when the role no longer exists).
 // INVARIANT: a request the caller may not see answers exactly as one that
 // does not exist: the same 404 message, and the same work (both policy
-// questions asked, no decision line written), so neither the answer nor the
-// audit log tells them apart. What remains is the role lookup, which the
-// role cache answers without IAM after the first call per role.
+// questions asked, one `view` decision line written), so the answer does not
+// tell them apart. The log line does, for whoever reads the logs: an unknown
+// request is logged against the placeholder role, which shows probing. What
+// remains is the role lookup, which the role cache answers without IAM after
+// the first call per role.
 pub(crate) async fn authorize_view(
     state: &AppState,
     caller: &Caller,
@@ -257,7 +259,7 @@ pub(crate) async fn authorize_view(
                 requester: Some(&caller.identity),
                 approvals_so_far: 0,
             };
-            may_see(state, caller, &role, context);
+            may_see(state, caller, id, &role, context);
         }
         return Err(not_found(id));
     };
@@ -269,33 +271,64 @@ pub(crate) async fn authorize_view(
         Some(role) => role,
         None => {
             if let Some(unknown) = unknown_role() {
-                may_see(state, caller, &unknown, query_context(caller, &req, now));
+                may_see(
+                    state,
+                    caller,
+                    id,
+                    &unknown,
+                    query_context(caller, &req, now),
+                );
             }
             return Err(not_found(id));
         }
     };
-    if may_see(state, caller, &role, query_context(caller, &req, now)) {
-        decide_logged(
-            state,
-            &query(caller, Action::Read, &role, &req, now),
-            Some(req.id),
-        );
+    if may_see(state, caller, id, &role, query_context(caller, &req, now)) {
         return Ok((req, Some(role)));
     }
     Err(not_found(id))
 }
 
-/// Both visibility questions (`read`, `approve`), always both, unlogged.
-fn may_see(state: &AppState, caller: &Caller, role: &RoleInfo, context: QueryContext<'_>) -> bool {
+/// Both visibility questions (`read`, `approve`), always both, and one
+/// decision line `view` for request `id`: allowed when either permits,
+/// naming the permitting policies (or, denied, the forbidding ones).
+fn may_see(
+    state: &AppState,
+    caller: &Caller,
+    id: RequestId,
+    role: &RoleInfo,
+    context: QueryContext<'_>,
+) -> bool {
     let ask = |action| Query {
         principal: &caller.identity,
         action,
         role,
         context: context.clone(),
     };
-    let read = state.policy.current().decide(&ask(Action::Read)).allowed;
-    let approve = state.policy.current().decide(&ask(Action::Approve)).allowed;
-    read || approve
+    let policy = state.policy.current();
+    let read = policy.decide(&ask(Action::Read));
+    let approve = policy.decide(&ask(Action::Approve));
+    let allowed = read.allowed || approve.allowed;
+    let policies: Vec<String> = [&read, &approve]
+        .into_iter()
+        .flat_map(|d| {
+            if allowed {
+                d.permitted_by.iter()
+            } else {
+                d.forbidden_by.iter()
+            }
+        })
+        .map(|p| p.id.clone())
+        .collect();
+    state.audit.decision(&LoggedDecision {
+        action: "view",
+        request_id: Some(id),
+        actor: &caller.actor(),
+        role: &role.arn,
+        allowed,
+        policies: &policies,
+        policy_version: &policy.version,
+    });
+    allowed
 }
 
 /// The role put to the policies for a request that does not exist (or

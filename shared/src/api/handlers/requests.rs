@@ -159,10 +159,18 @@ pub async fn create(
         return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
     }
     let duration = GrantDuration::new(input.duration_seconds, hard.seconds)?;
-    let decision = decide_logged(&state, &ask(Action::Request, duration.seconds()), None);
-    let auto = decision
-        .allowed
-        .then(|| decide_logged(&state, &ask(Action::AutoApprove, duration.seconds()), None));
+    // The id comes first so that the decision lines name the request they
+    // decided (a dry run stores nothing and names none).
+    let id = RequestId::generate(now);
+    let logged_id = (!dry_run).then_some(id);
+    let decision = decide_logged(&state, &ask(Action::Request, duration.seconds()), logged_id);
+    let auto = decision.allowed.then(|| {
+        decide_logged(
+            &state,
+            &ask(Action::AutoApprove, duration.seconds()),
+            logged_id,
+        )
+    });
     let auto_approved = auto.as_ref().is_some_and(|d| d.allowed);
     if dry_run {
         let limit = limit();
@@ -207,7 +215,7 @@ pub async fn create(
     }
     let fingerprint = input.fingerprint();
     let new = NewRequest {
-        id: RequestId::generate(now),
+        id,
         requester: caller.identity.clone(),
         role_arn: input.role_arn,
         duration,
@@ -357,6 +365,7 @@ pub async fn list(
     };
     let mut items = Vec::new();
     let mut awaiting_mfa = 0u32;
+    let mut examined = 0usize;
     let mut held = Vec::new();
     let mut next = None;
     for _ in 0..MAX_STORE_PAGES {
@@ -372,6 +381,7 @@ pub async fn list(
             Scope::Reviewable => state.store.list_pending(None, page).await?,
             Scope::Revocable => state.store.list_open(now, page).await?,
         };
+        examined += page.items.len();
         for req in page.items {
             let item = match scope {
                 Scope::Mine => status
@@ -404,6 +414,15 @@ pub async fn list(
             break;
         }
         start = next.clone();
+    }
+    if scope != Scope::Mine {
+        state.audit.list_filter(
+            &caller.actor(),
+            scope.as_str(),
+            examined,
+            items.len(),
+            &state.policy.current().version,
+        );
     }
     let next_token = next.map(|key| state.pages.seal(binding, &key, now));
     let mut body = json!({ "items": items, "next_token": next_token });
