@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
 use tollgate::aws::{PolicyObject, Store};
-use tollgate::domain::Timestamp;
 use tollgate::policy::replay::{self, Case, Change};
 use tollgate::policy::store::Fetched;
 use tollgate::policy::{PolicyDocument, PolicyEngine};
@@ -276,7 +275,7 @@ pub async fn diff(
         r.table.clone(),
         tollgate::Config::default().retention_seconds(),
     );
-    let since = Timestamp::now().plus(-i64::from(args.days) * 86_400);
+    let since = crate::clock::now().plus(-i64::from(args.days) * 86_400);
     let stored = store
         .created_since(since)
         .await
