@@ -415,19 +415,22 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_function_that_cannot_start_exits_without_polling() {
-    let setup = Setup::new().await;
-    let binary = workspace_binary("tollgate-requests", "tollgate-requests");
+/// Starts function `name` with `env` and checks that it exits within 30 s
+/// without ever polling for work (`why`: what it lacks, for the message).
+async fn assert_exits_without_polling(
+    setup: &Setup,
+    name: &str,
+    env: &[(String, String)],
+    why: &str,
+) {
+    let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
     let runtime = RuntimeApi::start().await;
-    let mut env = setup.env();
-    env.push(("TOLLGATE_POLICY_DIR".into(), "/nonexistent/policies".into()));
-    let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    let mut process = FunctionProcess::spawn(&binary, &runtime, env, setup.logs.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while process.is_running() {
         assert!(
             std::time::Instant::now() < deadline,
-            "it kept running without policies"
+            "{name} kept running {why}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -435,8 +438,17 @@ async fn a_function_that_cannot_start_exits_without_polling() {
         runtime
             .wait_for_polls(1, Duration::from_millis(10))
             .await
-            .is_none()
+            .is_none(),
+        "{name} polled for work {why}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_cannot_start_exits_without_polling() {
+    let setup = Setup::new().await;
+    let mut env = setup.env();
+    env.push(("TOLLGATE_POLICY_DIR".into(), "/nonexistent/policies".into()));
+    assert_exits_without_polling(&setup, "requests", &env, "without policies").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -472,25 +484,9 @@ async fn a_function_refuses_to_start_with_a_development_clock_or_secret() {
                 .is_some(),
             "{name} did not start without {key}"
         );
-        let runtime = RuntimeApi::start().await;
         let mut env = setup.env();
         env.push((key.to_owned(), value));
-        let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while process.is_running() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} kept running with {key} set"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            runtime
-                .wait_for_polls(1, Duration::from_millis(10))
-                .await
-                .is_none(),
-            "{name} polled for work with {key} set"
-        );
+        assert_exits_without_polling(&setup, name, &env, &format!("with {key} set")).await;
     }
 }
 
@@ -944,26 +940,10 @@ when { resource.hasTag("environment") && resource.getTag("environment") == "stag
 
     // A store that cannot be read refuses the cold start: serving the
     // bundled set instead could undo a published tightening.
-    let runtime = RuntimeApi::start().await;
     let mut env = setup.env();
     env.push((
         "TOLLGATE_POLICY_BUCKET".into(),
         unique_name("no-such-bucket").to_lowercase(),
     ));
-    let binary = workspace_binary("tollgate-requests", "tollgate-requests");
-    let mut refused = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while refused.is_running() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "it started without its store"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        runtime
-            .wait_for_polls(1, Duration::from_millis(10))
-            .await
-            .is_none()
-    );
+    assert_exits_without_polling(&setup, "requests", &env, "without its policy store").await;
 }

@@ -37,6 +37,15 @@ struct Checker {
     loaded_at: Timestamp,
 }
 
+impl Checker {
+    /// One `PolicyLoadFailures` (operation `policy`): the alarm's datapoint.
+    fn count_failure(&self) {
+        self.source
+            .metrics
+            .count(metrics::POLICY_LOAD_FAILURES, "policy", 1);
+    }
+}
+
 struct Inner {
     current: RwLock<Arc<ActivePolicies>>,
     /// `None`: the bundled set only (no store configured, or `expiry`).
@@ -125,7 +134,7 @@ impl Policies {
         let mut checker = checker.lock().await;
         let etag = checker.store.begin_check(Instant::now()).unwrap_or(None);
         let fetched = checker.source.object.fetch(etag.as_deref()).await?;
-        self.take(&mut checker, fetched).await;
+        self.take(&mut checker, fetched);
         // The status says what this instance serves from its first request on.
         write_status(&checker).await;
         Ok(())
@@ -146,15 +155,12 @@ impl Policies {
         };
         match checker.source.object.fetch(etag.as_deref()).await {
             Ok(fetched) => {
-                if self.take(&mut checker, fetched).await {
+                if self.take(&mut checker, fetched) {
                     write_status(&checker).await;
                 }
             }
             Err(e) => {
-                checker
-                    .source
-                    .metrics
-                    .count(metrics::POLICY_LOAD_FAILURES, "policy", 1);
+                checker.count_failure();
                 tracing::error!(
                     store = %checker.source.object.location(),
                     version = %checker.store.current().version,
@@ -166,7 +172,7 @@ impl Policies {
     }
 
     /// Applies what a check found; returns whether the status changed.
-    async fn take(&self, checker: &mut Checker, fetched: crate::policy::store::Fetched) -> bool {
+    fn take(&self, checker: &mut Checker, fetched: crate::policy::store::Fetched) -> bool {
         let serving = checker.store.current().version.clone();
         let location = checker.source.object.location();
         match checker.store.apply(fetched) {
@@ -192,10 +198,7 @@ impl Policies {
                 reason,
                 again,
             } => {
-                checker
-                    .source
-                    .metrics
-                    .count(metrics::POLICY_LOAD_FAILURES, "policy", 1);
+                checker.count_failure();
                 tracing::error!(
                     store = %location,
                     rejected = %version,
@@ -206,10 +209,7 @@ impl Policies {
                 !again
             }
             Applied::Vanished => {
-                checker
-                    .source
-                    .metrics
-                    .count(metrics::POLICY_LOAD_FAILURES, "policy", 1);
+                checker.count_failure();
                 tracing::error!(
                     store = %location,
                     version = %serving,

@@ -457,10 +457,22 @@ impl PolicyStatus {
             loaded_at,
             rejected: store.rejected().map(|(version, reason)| Rejection {
                 version: version.to_owned(),
-                reason: reason.to_owned(),
+                reason: shortened(reason),
                 at: now,
             }),
         }
+    }
+}
+
+/// The most characters of a refusal's reason a status item keeps: a large
+/// invalid set can report more than a DynamoDB item holds (400 KB); the
+/// function's log line has it whole.
+pub const MAX_STATUS_REASON_CHARS: usize = 2000;
+
+fn shortened(reason: &str) -> String {
+    match reason.char_indices().nth(MAX_STATUS_REASON_CHARS) {
+        None => reason.to_owned(),
+        Some((cut, _)) => format!("{}… (the function's log has the rest)", &reason[..cut]),
     }
 }
 
@@ -638,6 +650,32 @@ mod tests {
         store.apply(object("v1", &doc(&[("a.cedar", OTHER)])));
         assert!(matches!(store.apply(Fetched::Missing), Applied::Vanished));
         assert_eq!(store.current().version, "v1");
+    }
+
+    #[test]
+    fn a_status_keeps_a_long_refusal_reason_short() {
+        let mut store = PolicyStore::new(bundled(), Duration::ZERO);
+        let many: Vec<(String, String)> = (0..400)
+            .map(|i| (format!("f{i:03}.cedar"), BAD.to_owned()))
+            .collect();
+        let files: Vec<(&str, &str)> = many.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        assert!(matches!(
+            store.apply(object("v2", &doc(&files))),
+            Applied::Rejected { .. }
+        ));
+        assert!(store.rejected().unwrap().1.chars().count() > MAX_STATUS_REASON_CHARS);
+        let t = Timestamp::from_unix(1_800_000_000);
+        let reason = PolicyStatus::of("requests", &store, t, t)
+            .rejected
+            .unwrap()
+            .reason;
+        assert!(
+            reason.chars().count() < MAX_STATUS_REASON_CHARS + 50,
+            "{}",
+            reason.len()
+        );
+        assert!(reason.contains("f000.cedar:1:"), "{reason}");
+        assert!(reason.ends_with("(the function's log has the rest)"));
     }
 
     #[test]
