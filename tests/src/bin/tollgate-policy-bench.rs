@@ -250,7 +250,7 @@ async fn run(args: Args) {
         "operation", "mean µs", "x decide"
     );
     let row = |name: &str, d: Duration, calls: String| {
-        println!("{name:<44} {:>12.3} {:>10.2}  {calls}", micros(d), ratio(d));
+        println!("{name:<44} {:>12.3} {:>10.4}  {calls}", micros(d), ratio(d));
     };
     row(
         &format!("decide, request on the set served ({decides})"),
