@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
-    use commands::{audit, credentials, dev, local, requests, roles, serve};
+    use commands::{audit, credentials, dev, local, policy, requests, roles, serve};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
         Command::Wait(a) => requests::wait(ctx, a, out).await,
@@ -82,6 +82,9 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             0 => Ok(()),
             code => Err(CliError::reported(Exit::from_code(code))),
         },
+        Command::Policy(PolicyCommand::Publish(a)) => policy::publish(ctx, a, out).await,
+        Command::Policy(PolicyCommand::Status(a)) => policy::status(ctx, a, out).await,
+        Command::Policy(PolicyCommand::Diff(a)) => policy::diff(ctx, a, out).await,
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
         Command::Roles(RolesCommand::Check(a)) => roles::check(ctx, a, out).await,
         Command::Serve(a) => serve::serve(a).await,

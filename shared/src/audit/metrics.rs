@@ -41,6 +41,9 @@ pub const UNREVIEWED_BREAK_GLASS: &str = "UnreviewedBreakGlass";
 pub const CONSOLE_SIGN_INS: &str = "ConsoleSignIns";
 /// Extensions applied (approved, or approved by policy).
 pub const EXTENSIONS: &str = "Extensions";
+/// Stored policy sets that could not be loaded (invalid, unreadable store,
+/// or the object gone), operation `policy`: the last good set is served.
+pub const POLICY_LOAD_FAILURES: &str = "PolicyLoadFailures";
 /// Operation latency, milliseconds.
 pub const LATENCY: &str = "Latency";
 

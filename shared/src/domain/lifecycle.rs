@@ -29,6 +29,7 @@ use super::{
 use crate::audit::chain;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// How long a request may wait for review before it lapses: 24 hours.
@@ -431,6 +432,24 @@ const fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// What a create was decided over besides the request and the requester's
+/// identity (both stored with the request): the policy set version, the
+/// role as IAM described it, and where the call came from. Recorded in the
+/// `created` event so `tollgate policy diff` can put the same question to
+/// another policy set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The policy set version that decided.
+    pub policy_version: String,
+    /// The role's IAM tags at the time.
+    pub role_tags: BTreeMap<String, String>,
+    /// The role's maximum session duration at the time, seconds.
+    pub role_max_session_seconds: u32,
+    /// The caller's address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+}
+
 /// Something someone asks to happen to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -549,6 +568,10 @@ pub enum EventKind {
         /// Whether it is a break-glass grant (active without approval).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         break_glass: bool,
+        /// What the decision was made over besides the request itself (absent
+        /// from events written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decided_over: Option<DecisionRecord>,
     },
     /// An approval was counted.
     Approved {
@@ -814,12 +837,24 @@ impl AccessRequest {
         policies: Vec<String>,
         now: Timestamp,
     ) -> (Self, Event) {
+        Self::create_recorded(new, auto_approved, policies, None, now)
+    }
+
+    /// [`AccessRequest::create`], recording what the decision was made over
+    /// in the `created` event.
+    pub fn create_recorded(
+        new: NewRequest,
+        auto_approved: bool,
+        policies: Vec<String>,
+        decided_over: Option<DecisionRecord>,
+        now: Timestamp,
+    ) -> (Self, Event) {
         let opening = if auto_approved {
             Opening::AutoApproved(None)
         } else {
             Opening::Review(None)
         };
-        Self::open(new, opening, policies, now)
+        Self::open_recorded(new, opening, policies, decided_over, now)
     }
 
     /// Creates a request that begins as `opening` says: pending (lapsing at
@@ -829,6 +864,18 @@ impl AccessRequest {
         new: NewRequest,
         opening: Opening,
         policies: Vec<String>,
+        now: Timestamp,
+    ) -> (Self, Event) {
+        Self::open_recorded(new, opening, policies, None, now)
+    }
+
+    /// [`AccessRequest::open`], recording what the decision was made over
+    /// in the `created` event.
+    pub fn open_recorded(
+        new: NewRequest,
+        opening: Opening,
+        policies: Vec<String>,
+        decided_over: Option<DecisionRecord>,
         now: Timestamp,
     ) -> (Self, Event) {
         let starts_at = opening.starts_at().map(StartsAt::at);
@@ -888,6 +935,7 @@ impl AccessRequest {
             window_end: req.window_end,
             starts_at,
             break_glass,
+            decided_over,
         };
         let actor = Actor::User(req.requester.sub.clone());
         let event = req.record(actor, kind, now);

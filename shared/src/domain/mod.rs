@@ -19,9 +19,9 @@ pub use duration::{
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
     AccessRequest, Actor, Approval, BreakGlass, Command, CredentialUse,
-    DEFAULT_PENDING_TTL_SECONDS, Event, EventKind, EventSignature, Extension, GrantLength,
-    MAX_SCHEDULE_LEAD_SECONDS, NewRequest, Opening, Refusal, ReviewOutcome, ReviewState, StartsAt,
-    Status, UnderReview,
+    DEFAULT_PENDING_TTL_SECONDS, DecisionRecord, Event, EventKind, EventSignature, Extension,
+    GrantLength, MAX_SCHEDULE_LEAD_SECONDS, NewRequest, Opening, Refusal, ReviewOutcome,
+    ReviewState, StartsAt, Status, UnderReview,
 };
 pub use onboarding::{MANAGED_TAG, OnboardingRules, RoleCheck, RoleFacts, assess};
 pub use request_id::RequestId;

@@ -7,13 +7,17 @@
 //! - `engine`: the loaded, sliced policy set and `decide`.
 //! - `decision`: what `decide` returns, for programs (`to_json`) and people (`explain`).
 //! - `duration_limit`: the longest grant and what sets it (ceiling, role tag or policy).
+//! - `store`: the stored policy document, set versions, and the last good set kept.
+//! - `replay`: past creates put again to the set in force and a proposed one.
 
 mod decision;
 mod duration_limit;
 mod engine;
 mod entities;
 mod load;
+pub mod replay;
 mod schema;
+pub mod store;
 
 pub use decision::{Decision, PolicyRef};
 pub use duration_limit::{DurationLimit, LimitSource, longest_allowed};
@@ -21,6 +25,7 @@ pub use engine::PolicyEngine;
 pub use entities::{Action, Query, QueryContext};
 pub use load::{PolicyError, PolicyProblem};
 pub use schema::SCHEMA;
+pub use store::{ActivePolicies, PolicyDocument};
 
 #[cfg(test)]
 mod tests;

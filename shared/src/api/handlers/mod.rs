@@ -166,7 +166,8 @@ pub(crate) fn decide_logged(
     q: &Query<'_>,
     request_id: Option<RequestId>,
 ) -> Decision {
-    let decision = state.policy.decide(q);
+    let policy = state.policy.current();
+    let decision = policy.decide(q);
     let policies: Vec<String> = if decision.allowed {
         decision.permitted_by.iter().map(|p| p.id.clone()).collect()
     } else {
@@ -185,6 +186,7 @@ pub(crate) fn decide_logged(
         role: &q.role.arn,
         allowed: decision.allowed,
         policies: &policies,
+        policy_version: &policy.version,
     });
     if !decision.errors.is_empty() {
         tracing::warn!(action = q.action.as_str(), errors = ?decision.errors, "policy evaluation errors");
@@ -322,9 +324,10 @@ fn may_see(
         role,
         context: context.clone(),
     };
-    let read = state.policy.decide(&ask(Action::Read));
-    let approve = state.policy.decide(&ask(Action::Approve));
-    let review = state.policy.decide(&ask(Action::Review));
+    let policy = state.policy.current();
+    let read = policy.decide(&ask(Action::Read));
+    let approve = policy.decide(&ask(Action::Approve));
+    let review = policy.decide(&ask(Action::Review));
     let allowed = read.allowed || approve.allowed || review.allowed;
     let policies: Vec<String> = [&read, &approve, &review]
         .into_iter()
@@ -344,6 +347,7 @@ fn may_see(
         role: &role.arn,
         allowed,
         policies: &policies,
+        policy_version: &policy.version,
     });
     allowed
 }
@@ -451,6 +455,7 @@ pub(crate) fn review_json(
     };
     let decision = state
         .policy
+        .current()
         .decide(&query(caller, Action::Approve, role, req, now));
     let (code, message) = if decision.allowed {
         (Value::Null, Value::Null)

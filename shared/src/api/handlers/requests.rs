@@ -13,8 +13,8 @@ use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
 use crate::aws::{Created, PageKey, PageRequest};
 use crate::domain::{
-    AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, Opening, RequestId, RoleArn,
-    SessionPolicy, StartsAt, Status, Ticket, Timestamp,
+    AccessRequest, Command, DecisionRecord, GrantDuration, IdempotencyKey, NewRequest, Opening,
+    RequestId, RoleArn, SessionPolicy, StartsAt, Status, Ticket, Timestamp,
 };
 use crate::policy::{Action, DurationLimit, Query, QueryContext, longest_allowed};
 use axum::Json;
@@ -206,7 +206,7 @@ pub async fn create(
     // The longest grant policies allow for this request as asked (`None`:
     // none at all), and what sets it.
     let asked = u32::try_from(input.duration_seconds).unwrap_or(u32::MAX);
-    let limit = || longest_allowed(&state.policy, &ask(action, asked), &hard);
+    let limit = || longest_allowed(&state.policy.current(), &ask(action, asked), &hard);
     if input.duration_seconds > u64::from(hard.seconds) {
         let tightest = limit().unwrap_or_else(|| hard.clone());
         return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
@@ -251,6 +251,7 @@ pub async fn create(
             "decision": explanation(&decision),
             "auto_approve": auto.as_ref().map(explanation),
             "explanation": text,
+            "policy_version": state.policy.current().version,
         });
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
@@ -288,7 +289,15 @@ pub async fn create(
     } else {
         Opening::Review(starts_at)
     };
-    let (req, event) = AccessRequest::open(new, opening, policies, now);
+    // What `tollgate policy diff` needs to put this decision again.
+    let decided_over = DecisionRecord {
+        policy_version: state.policy.current().version.clone(),
+        role_tags: role.tags.clone(),
+        role_max_session_seconds: role.max_session_seconds,
+        source_ip: caller.source_ip.clone(),
+    };
+    let (req, event) =
+        AccessRequest::open_recorded(new, opening, policies, Some(decided_over), now);
     let idem = idempotency_key.as_ref().map(|k| (k, fingerprint.as_str()));
     let (stored, replayed) = match state.store.create(&req, &event, idem).await? {
         Created::New => {
@@ -493,9 +502,13 @@ pub async fn list(
         start = next.clone();
     }
     if scope != Scope::Mine {
-        state
-            .audit
-            .list_filter(&caller.actor(), scope.as_str(), examined, items.len());
+        state.audit.list_filter(
+            &caller.actor(),
+            scope.as_str(),
+            examined,
+            items.len(),
+            &state.policy.current().version,
+        );
     }
     let next_token = next.map(|key| state.pages.seal(binding, &key, now));
     let mut body = json!({ "items": items, "next_token": next_token });
@@ -538,7 +551,7 @@ async fn reviewable(
         return Ok(Review::No);
     };
     let q = super::query(caller, Action::Approve, &role, req, now);
-    if state.policy.decide(&q).allowed {
+    if state.policy.current().decide(&q).allowed {
         return Ok(Review::Now);
     }
     if caller.identity.mfa {
@@ -552,7 +565,7 @@ async fn reviewable(
         principal: &with_mfa,
         ..q
     };
-    Ok(if state.policy.decide(&q).allowed {
+    Ok(if state.policy.current().decide(&q).allowed {
         Review::WithMfa
     } else {
         Review::No
@@ -579,6 +592,7 @@ async fn revocable(
     let may = |action| {
         state
             .policy
+            .current()
             .decide(&super::query(caller, action, &role, req, now))
             .allowed
     };
@@ -600,7 +614,7 @@ async fn may_review(
         return Ok(false);
     };
     let q = super::query(caller, Action::Review, &role, req, now);
-    Ok(state.policy.decide(&q).allowed)
+    Ok(state.policy.current().decide(&q).allowed)
 }
 
 /// The requester's active grant for `req`'s role, if any, remembered in
