@@ -14,7 +14,9 @@ use super::pagination::PageSealer;
 use super::settings::{Settings, SettingsError};
 use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
-use crate::aws::{AccountSettings, Accounts, Issuer, Revoker, RoleDirectory, Store};
+use crate::aws::{
+    AccountSettings, Accounts, Catalogue, CatalogueSettings, Issuer, Revoker, RoleDirectory, Store,
+};
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyEngine, PolicyError};
 use secrecy::ExposeSecret;
@@ -26,8 +28,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
-    /// `POST /requests/{id}/cancel`, `POST /roles/check`, `GET /health`, and the
-    /// web console (`/ui`).
+    /// `POST /requests/{id}/cancel`, `GET /roles`, `POST /roles/check`,
+    /// `GET /health`, and the web console (`/ui`).
     Requests,
     /// `POST /requests/{id}/approve` and `/deny`.
     Reviews,
@@ -69,6 +71,9 @@ pub struct AppState {
     pub accounts: Accounts,
     /// IAM role descriptions (cached).
     pub roles: RoleDirectory,
+    /// The brokerable roles of every target account, as the sweep last
+    /// found them (discovery reads it; the sweep refreshes it).
+    pub catalogue: Catalogue,
     /// The loaded Cedar policies (an empty, deny-all set for `expiry`).
     pub policy: PolicyEngine,
     /// STS, only where credentials are minted.
@@ -192,6 +197,16 @@ impl AppState {
             accounts.clone(),
             Duration::from_secs(u64::from(config.role_cache_seconds)),
         );
+        let catalogue = Catalogue::new(
+            store.clone(),
+            roles.clone(),
+            CatalogueSettings {
+                refresh_seconds: config.catalogue_refresh_seconds,
+                rereads: config.catalogue_rereads,
+                cache_seconds: config.role_cache_seconds,
+                ceiling_seconds: config.max_duration_seconds,
+            },
+        );
         let policy = if routes.decides() {
             PolicyEngine::load_dir(&config.policy_dir)?
         } else {
@@ -219,6 +234,7 @@ impl AppState {
             store,
             accounts,
             roles,
+            catalogue,
             policy,
             issuer,
             revoker,

@@ -8,6 +8,10 @@
 //! for the next run, and running twice does nothing the second time.
 //! Batched: at most [`MAX_ITEMS`] per run.
 //!
+//! Each run also refreshes the role catalogue of every target account whose
+//! refresh is due ([`crate::aws::Catalogue::refresh_due`]), unless
+//! `TOLLGATE_CATALOGUE_REFRESH_SECONDS` is 0.
+//!
 //! A revoked grant that needed a statement is due at once: the run renders
 //! its role's policy from the table (under the role's lease, once per role
 //! per run) and then moves the grant to its window end, when a later run
@@ -19,7 +23,7 @@
 use super::AppState;
 use crate::BrokerError;
 use crate::audit::metrics;
-use crate::aws::{PageRequest, Reconciled, StoreError};
+use crate::aws::{CatalogueReport, PageRequest, Reconciled, StoreError};
 use crate::domain::{AccessRequest, Actor, Command, RoleArn, Status, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -70,6 +74,8 @@ pub struct SweepReport {
     pub failed: u32,
     /// Whether more due requests remain than this run handled.
     pub more: bool,
+    /// What the role catalogue's refreshes did.
+    pub catalogue: CatalogueReport,
 }
 
 impl SweepReport {
@@ -82,6 +88,7 @@ impl SweepReport {
             + self.confirmed
             + self.cleared
             > 0
+            || self.catalogue.changed_anything()
     }
 }
 
@@ -135,6 +142,9 @@ pub async fn sweep_with(
             }
             None => break,
         }
+    }
+    if state.config.catalogue_refresh_seconds > 0 {
+        run.report.catalogue = state.catalogue.refresh_due(now).await;
     }
     finish(state, &run.report);
     Ok(run.report)

@@ -193,7 +193,8 @@ pub async fn account_admin(
 
 /// The control role of `infra/target-role.yaml`, as the emulator can hold
 /// it: trusted by the broker's account with the local ExternalId, allowed
-/// to read managed roles and write only their `TollgateRevocations` policy.
+/// to list roles (the catalogue), read managed roles and write only their
+/// `TollgateRevocations` policy.
 async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, AwsError> {
     let (path, name) = DEFAULT_CONTROL_ROLE
         .rsplit_once('/')
@@ -214,6 +215,14 @@ async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, Aws
     let permissions = json!({
         "Version": "2012-10-17",
         "Statement": [
+            {
+                // The role catalogue lists roles under the managed path.
+                // ListRoles has no resource-level permissions in IAM.
+                "Sid": "ListRoles",
+                "Effect": "Allow",
+                "Action": "iam:ListRoles",
+                "Resource": "*",
+            },
             {
                 "Sid": "DescribeManagedRoles",
                 "Effect": "Allow",

@@ -6,7 +6,9 @@
 use super::decision::{Decision, PolicyRef};
 use super::entities::{self, Action, Query};
 use super::load::{self, Loaded, PolicyError};
+use super::reads::Reads;
 use super::schema::{self, Names};
+use super::terms::TermsIndex;
 use cedar_policy::{
     ActionConstraint, Authorizer, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
     PrincipalConstraint, Request, ResourceConstraint, Schema,
@@ -65,7 +67,8 @@ struct ActionSlice {
 }
 
 /// The principal a policy's scope pins it to.
-enum PrincipalKey {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PrincipalKey {
     Any,
     User(String),
     Group(String),
@@ -78,6 +81,8 @@ struct Inner {
     loaded: Loaded,
     /// Indexed by `Action::index`.
     slices: Vec<ActionSlice>,
+    /// What the `request` and `auto_approve` policies read, for discovery.
+    terms: TermsIndex,
 }
 
 /// A validated Cedar policy set, ready to decide. `Clone` shares it.
@@ -116,6 +121,7 @@ impl PolicyEngine {
         let names = Names::new()?;
         let loaded = load::load(sources, &schema)?;
         let slices = slice(&loaded, &names)?;
+        let terms = terms_index(&loaded, &names);
         Ok(Self {
             inner: Arc::new(Inner {
                 schema,
@@ -123,6 +129,7 @@ impl PolicyEngine {
                 authorizer: Authorizer::new(),
                 loaded,
                 slices,
+                terms,
             }),
         })
     }
@@ -181,6 +188,11 @@ impl PolicyEngine {
         q: &Query<'_>,
     ) -> Result<(Request, Entities), String> {
         entities::cedar_inputs(q, &self.inner.names, Some(&self.inner.schema))
+    }
+
+    /// What the `request` and `auto_approve` policies read (discovery).
+    pub(crate) fn terms_index(&self) -> &TermsIndex {
+        &self.inner.terms
     }
 
     fn policy_ref(&self, id: &PolicyId) -> PolicyRef {
@@ -301,6 +313,43 @@ fn pinned_principal(policy: &Policy, names: &Names) -> PrincipalKey {
     }
 }
 
+/// The actions a policy's scope names.
+fn actions_of(policy: &Policy, names: &Names) -> Vec<Action> {
+    match policy.action_constraint() {
+        ActionConstraint::Any => Action::ALL.to_vec(),
+        ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
+        // Each action once, however often the list names it: a policy
+        // goes into a slice's set once (found by fuzzing; a repeated
+        // entry made loading fail with an internal error).
+        ActionConstraint::In(uids) => Action::ALL
+            .into_iter()
+            .filter(|a| uids.iter().any(|u| names.action_of(u) == Some(*a)))
+            .collect(),
+    }
+}
+
+/// What discovery needs to know of the `request` and `auto_approve` policies.
+fn terms_index(loaded: &Loaded, names: &Names) -> TermsIndex {
+    let mut index = TermsIndex::default();
+    for id in &loaded.order {
+        let Some(policy) = loaded.set.policy(id) else {
+            continue;
+        };
+        let actions = actions_of(policy, names);
+        if !actions.contains(&Action::Request) && !actions.contains(&Action::AutoApprove) {
+            continue;
+        }
+        index.add(
+            id.to_string(),
+            pinned_principal(policy, names),
+            pinned_role(policy, names),
+            policy.effect() == Effect::Permit,
+            Reads::of(policy),
+        );
+    }
+    index
+}
+
 /// Splits the loaded set by action, pinned principal and pinned role.
 fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError> {
     let mut slices: Vec<ActionSlice> = Action::ALL.iter().map(|_| ActionSlice::default()).collect();
@@ -309,17 +358,7 @@ fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError
         let Some(policy) = loaded.set.policy(id) else {
             continue;
         };
-        let actions: Vec<Action> = match policy.action_constraint() {
-            ActionConstraint::Any => Action::ALL.to_vec(),
-            ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
-            // Each action once, however often the list names it: a policy
-            // goes into a slice's set once (found by fuzzing; a repeated
-            // entry made loading fail with an internal error).
-            ActionConstraint::In(uids) => Action::ALL
-                .into_iter()
-                .filter(|a| uids.iter().any(|u| names.action_of(u) == Some(*a)))
-                .collect(),
-        };
+        let actions = actions_of(policy, names);
         let principal = pinned_principal(policy, names);
         let role = pinned_role(policy, names);
         for action in actions {

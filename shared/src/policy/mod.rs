@@ -6,18 +6,23 @@
 //! - `load`: reading `*.cedar` files, policy ids, located errors.
 //! - `engine`: the loaded, sliced policy set and `decide`.
 //! - `decision`: what `decide` returns, for programs (`to_json`) and people (`explain`).
+//! - `reads`: what each policy reads from the context, found at load time.
+//! - `terms`: discovery, the terms on which a caller may request a role.
 
 mod decision;
 mod engine;
 mod entities;
 mod load;
+mod reads;
 mod schema;
+mod terms;
 
 pub use decision::{Decision, PolicyRef};
 pub use engine::PolicyEngine;
 pub use entities::{Action, Query, QueryContext};
 pub use load::{PolicyError, PolicyProblem};
 pub use schema::SCHEMA;
+pub use terms::{AutoApproval, Discovery, Factor, Limit, Terms, TermsQuery};
 
 #[cfg(test)]
 mod tests;
