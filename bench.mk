@@ -12,6 +12,7 @@ bench: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
 	$(CARGO) bench -p tollgate --bench decide
+	$(CARGO) bench -p tollgate --bench terms
 
 soak: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins

@@ -10,8 +10,8 @@ use super::reads::Reads;
 use super::schema::{self, Names};
 use super::terms::TermsIndex;
 use cedar_policy::{
-    ActionConstraint, Authorizer, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
-    PrincipalConstraint, Request, ResourceConstraint, Schema,
+    ActionConstraint, Authorizer, Context, Effect, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, PrincipalConstraint, Request, ResourceConstraint, Schema,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -207,12 +207,65 @@ impl PolicyEngine {
         }
     }
 
+    /// The entities of `q` (the principal, the role, the requester), for
+    /// [`PolicyEngine::decide_in`].
+    pub(crate) fn entities_of(&self, q: &Query<'_>) -> Result<Entities, String> {
+        entities::cedar_entities(q, &self.inner.names, None)
+    }
+
+    /// The context of `q`, for [`PolicyEngine::decide_in`].
+    pub(crate) fn context_of(&self, q: &Query<'_>) -> Result<Context, String> {
+        entities::cedar_context(q, &self.inner.names)
+    }
+
+    /// Whether some `permit` policy is satisfied for `q` in `context` over
+    /// `entities` (as built for `q`), forbids aside: a necessary condition
+    /// for `decide` to allow it, at the cost of the permits alone
+    /// (discovery rules roles out with it).
+    pub(crate) fn some_permit_in(
+        &self,
+        q: &Query<'_>,
+        context: Context,
+        entities: &Entities,
+    ) -> bool {
+        let inner = &*self.inner;
+        let Ok(request) = entities::cedar_request(q, &inner.names, context, None) else {
+            return false;
+        };
+        let Some(slice) = inner.slices.get(q.action.index()) else {
+            return false;
+        };
+        splits(slice, q).into_iter().any(|split| {
+            !split.permits.is_empty()
+                && inner
+                    .authorizer
+                    .is_authorized(&request, &split.permits, entities)
+                    .diagnostics()
+                    .reason()
+                    .next()
+                    .is_some()
+        })
+    }
+
     /// Decides `q`: allowed only if some policy permits and none forbids.
     /// Input that cannot be put to the policies (say a `source_ip` that is not
     /// an address) is denied, with the reason in `errors`.
     pub fn decide(&self, q: &Query<'_>) -> Decision {
-        let inner = &*self.inner;
-        let mut decision = Decision {
+        let inputs = self
+            .entities_of(q)
+            .and_then(|entities| Ok((self.context_of(q)?, entities)));
+        match inputs {
+            Ok((context, entities)) => self.decide_in(q, context, &entities),
+            Err(e) => {
+                let mut decision = self.undecided(q);
+                decision.errors.push(e);
+                decision
+            }
+        }
+    }
+
+    fn undecided(&self, q: &Query<'_>) -> Decision {
+        Decision {
             allowed: false,
             action: q.action,
             principal: q.principal.sub.to_string(),
@@ -220,9 +273,21 @@ impl PolicyEngine {
             permitted_by: Vec::new(),
             forbidden_by: Vec::new(),
             errors: Vec::new(),
-        };
-        let (request, entities) = match entities::cedar_inputs(q, &inner.names, None) {
-            Ok(inputs) => inputs,
+        }
+    }
+
+    /// [`PolicyEngine::decide`] with `q`'s context and entities built
+    /// already (discovery's probes share them).
+    pub(crate) fn decide_in(
+        &self,
+        q: &Query<'_>,
+        context: Context,
+        entities: &Entities,
+    ) -> Decision {
+        let inner = &*self.inner;
+        let mut decision = self.undecided(q);
+        let request = match entities::cedar_request(q, &inner.names, context, None) {
+            Ok(request) => request,
             Err(e) => {
                 decision.errors.push(e);
                 return decision;
@@ -231,22 +296,7 @@ impl PolicyEngine {
         let Some(slice) = inner.slices.get(q.action.index()) else {
             return decision;
         };
-        // Every bucket that can hold a policy applying to this principal.
-        let mut principals: Vec<&ByRole> = Vec::with_capacity(2 + q.principal.groups.len());
-        principals.push(&slice.any);
-        principals.extend(slice.users.get(q.principal.sub.as_str()));
-        let mut seen: Vec<&str> = Vec::with_capacity(q.principal.groups.len());
-        for group in &q.principal.groups {
-            if !seen.contains(&group.as_str()) {
-                seen.push(group);
-                principals.extend(slice.groups.get(group.as_str()));
-            }
-        }
-        let arn = q.role.arn.as_str();
-        let splits = principals
-            .into_iter()
-            .flat_map(|by_role| [Some(&by_role.any), by_role.role.get(arn)])
-            .flatten();
+        let splits = splits(slice, q);
         for split in splits {
             for (set, satisfied) in [
                 (&split.forbids, &mut decision.forbidden_by),
@@ -255,7 +305,7 @@ impl PolicyEngine {
                 if set.is_empty() {
                     continue;
                 }
-                let response = inner.authorizer.is_authorized(&request, set, &entities);
+                let response = inner.authorizer.is_authorized(&request, set, entities);
                 // With one effect per set, the reason is exactly the satisfied policies.
                 satisfied.extend(
                     response
@@ -277,6 +327,27 @@ impl PolicyEngine {
         decision.allowed = !decision.permitted_by.is_empty() && decision.forbidden_by.is_empty();
         decision
     }
+}
+
+/// Every bucket of `slice` that can hold a policy applying to `q`'s
+/// principal and role.
+fn splits<'s>(slice: &'s ActionSlice, q: &Query<'_>) -> Vec<&'s Split> {
+    let mut principals: Vec<&ByRole> = Vec::with_capacity(2 + q.principal.groups.len());
+    principals.push(&slice.any);
+    principals.extend(slice.users.get(q.principal.sub.as_str()));
+    let mut seen: Vec<&str> = Vec::with_capacity(q.principal.groups.len());
+    for group in &q.principal.groups {
+        if !seen.contains(&group.as_str()) {
+            seen.push(group);
+            principals.extend(slice.groups.get(group.as_str()));
+        }
+    }
+    let arn = q.role.arn.as_str();
+    principals
+        .into_iter()
+        .flat_map(|by_role| [Some(&by_role.any), by_role.role.get(arn)])
+        .flatten()
+        .collect()
 }
 
 /// The ARN a policy's resource scope pins it to, if any.
@@ -344,6 +415,7 @@ fn terms_index(loaded: &Loaded, names: &Names) -> TermsIndex {
             pinned_principal(policy, names),
             pinned_role(policy, names),
             policy.effect() == Effect::Permit,
+            actions.contains(&Action::Request),
             Reads::of(policy),
         );
     }

@@ -56,6 +56,16 @@ pub(crate) struct Reads {
     /// two roles with equal tags, account, path and maximum session may
     /// still be decided differently.
     pub role_identity: bool,
+    /// The role tags conditions read (`hasTag`/`getTag` with a literal key).
+    pub role_tags: BTreeSet<String>,
+    /// A condition reads a role tag whose key is not a literal.
+    pub role_tags_opaque: bool,
+    /// `resource.account` is read.
+    pub role_account: bool,
+    /// `resource.path` is read.
+    pub role_path: bool,
+    /// `resource.max_session_seconds` is read.
+    pub role_max_session: bool,
 }
 
 impl Reads {
@@ -85,6 +95,11 @@ impl Reads {
         self.reason.merge(other.reason);
         self.mfa |= other.mfa;
         self.role_identity |= other.role_identity;
+        self.role_tags.extend(other.role_tags);
+        self.role_tags_opaque |= other.role_tags_opaque;
+        self.role_account |= other.role_account;
+        self.role_path |= other.role_path;
+        self.role_max_session |= other.role_max_session;
     }
 
     fn everything(&mut self) {
@@ -101,6 +116,10 @@ impl Reads {
         }
         self.mfa = true;
         self.role_identity = true;
+        self.role_tags_opaque = true;
+        self.role_account = true;
+        self.role_path = true;
+        self.role_max_session = true;
     }
 
     /// Marks context field `field` read (opaquely when `opaque`).
@@ -220,11 +239,12 @@ impl Reads {
                 let attr = body["attr"].as_str().unwrap_or("");
                 match left["Var"].as_str() {
                     Some("context") => self.read_field(attr, true),
-                    Some("resource") => {
-                        if !matches!(attr, "account" | "path" | "max_session_seconds") {
-                            self.role_identity = true;
-                        }
-                    }
+                    Some("resource") => match attr {
+                        "account" => self.role_account = true,
+                        "path" => self.role_path = true,
+                        "max_session_seconds" => self.role_max_session = true,
+                        _ => self.role_identity = true,
+                    },
                     _ => self.walk(left),
                 }
             }
@@ -237,7 +257,14 @@ impl Reads {
                 }
             }
             "hasTag" | "getTag" => {
-                if body["left"]["Var"].as_str() != Some("resource") {
+                if body["left"]["Var"].as_str() == Some("resource") {
+                    match body["right"]["Value"].as_str() {
+                        Some(key) => {
+                            self.role_tags.insert(key.to_owned());
+                        }
+                        None => self.role_tags_opaque = true,
+                    }
+                } else {
                     self.walk(&body["left"]);
                 }
                 self.walk(&body["right"]);
@@ -302,6 +329,8 @@ mod tests {
         assert!(r.ticket.read && !r.ticket.opaque);
         assert_eq!(r.ticket.literals, BTreeSet::from(["CHG-*".into()]));
         assert!(!r.reason.read && !r.mfa && !r.role_identity);
+        assert_eq!(r.role_tags, BTreeSet::from(["environment".into()]));
+        assert!(r.role_account && !r.role_path && !r.role_max_session && !r.role_tags_opaque);
     }
 
     #[test]

@@ -20,7 +20,9 @@ use super::entities::weekday_name;
 use super::reads::Reads;
 use super::{Action, Decision, PolicyEngine, Query, QueryContext};
 use crate::domain::{Identity, MIN_DURATION_SECONDS, RoleInfo, Timestamp};
+use cedar_policy::{Context, Entities};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::Weekday;
 
@@ -134,8 +136,6 @@ pub struct TermsQuery<'a> {
 pub(crate) struct TermsIndex {
     policies: Vec<Indexed>,
     by_id: HashMap<String, usize>,
-    /// Some condition reads a role's name or compares the role itself.
-    role_identity: bool,
     /// Roles some scope names.
     pinned_roles: BTreeSet<String>,
 }
@@ -144,6 +144,8 @@ pub(crate) struct TermsIndex {
 struct Indexed {
     principal: PrincipalKey,
     permit: bool,
+    /// It applies to `request` (else only to `auto_approve`).
+    request: bool,
     reads: Reads,
 }
 
@@ -155,21 +157,21 @@ impl TermsIndex {
         principal: PrincipalKey,
         role: Option<String>,
         permit: bool,
+        request: bool,
         reads: Reads,
     ) {
-        self.role_identity |= reads.role_identity;
         self.pinned_roles.extend(role);
         self.by_id.insert(id, self.policies.len());
         self.policies.push(Indexed {
             principal,
             permit,
+            request,
             reads,
         });
     }
 
-    /// What the policies that can apply to `who` read (`permits_only`: of
-    /// those, the permits).
-    fn scoped(&self, who: &Identity, permits_only: bool) -> Reads {
+    /// What the policies that can apply to `who` and pass `keep` read.
+    fn scoped(&self, who: &Identity, keep: impl Fn(&Indexed) -> bool) -> Reads {
         let mut out = Reads::default();
         for p in &self.policies {
             let applies = match &p.principal {
@@ -177,7 +179,7 @@ impl TermsIndex {
                 PrincipalKey::User(sub) => sub == who.sub.as_str(),
                 PrincipalKey::Group(g) => who.groups.iter().any(|mine| mine == g),
             };
-            if applies && (p.permit || !permits_only) {
+            if applies && keep(p) {
                 out.merge(p.reads.clone());
             }
         }
@@ -192,14 +194,15 @@ impl TermsIndex {
     }
 }
 
-/// Roles whose decisions cannot differ share this key (see the module
-/// documentation).
+/// Roles whose decisions cannot differ share this key: what the policies
+/// that can apply to the caller read of a role, and the tags hard limits
+/// are read from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Shape {
     arn: Option<String>,
-    account: String,
-    path: String,
-    max_session_seconds: u32,
+    account: Option<String>,
+    path: Option<String>,
+    max_session_seconds: Option<u32>,
     tags: BTreeMap<String, String>,
 }
 
@@ -237,6 +240,11 @@ pub struct Discovery<'a> {
     q: TermsQuery<'a>,
     /// What the policies that can apply to the caller read.
     scoped: Reads,
+    /// The durations a `request` decision can change at, and whether one
+    /// is used otherwise than compared with a literal.
+    request_durations: (BTreeSet<i64>, bool),
+    /// The same for `request` and `auto_approve` together.
+    grant_durations: (BTreeSet<i64>, bool),
     /// What their permits read.
     permit_dims: Dims,
     /// The caller with MFA flipped.
@@ -249,6 +257,9 @@ pub struct Discovery<'a> {
     /// Factors flagged without probing (a policy reads them opaquely).
     flagged: Vec<Factor>,
     memo: HashMap<Shape, Option<Terms>>,
+    /// Contexts by circumstances and duration: they do not depend on the
+    /// role, so every role's probes share them.
+    contexts: RefCell<HashMap<(Circ, u32), Option<Context>>>,
 }
 
 impl std::fmt::Debug for Discovery<'_> {
@@ -273,8 +284,9 @@ impl<'a> Discovery<'a> {
     /// Prepares a listing for `q` over `engine`'s policies.
     pub fn new(engine: &'a PolicyEngine, q: TermsQuery<'a>) -> Self {
         let index = engine.terms_index();
-        let scoped = index.scoped(q.principal, false);
-        let permit_dims = Dims::of(&index.scoped(q.principal, true));
+        let scoped = index.scoped(q.principal, |_| true);
+        let permit_dims = Dims::of(&index.scoped(q.principal, |p| p.permit));
+        let request = index.scoped(q.principal, |p| p.request).duration;
         let mut flipped = q.principal.clone();
         flipped.mfa = !flipped.mfa;
         let ticket = scoped
@@ -301,6 +313,8 @@ impl<'a> Discovery<'a> {
         }
         Self {
             engine,
+            request_durations: (request.literals, request.opaque),
+            grant_durations: (scoped.duration.literals.clone(), scoped.duration.opaque),
             instants: instants(&scoped, q.now),
             ips: addresses(&scoped, q.source_ip),
             q,
@@ -310,6 +324,7 @@ impl<'a> Discovery<'a> {
             ticket,
             flagged,
             memo: HashMap::new(),
+            contexts: RefCell::new(HashMap::new()),
         }
     }
 
@@ -317,13 +332,24 @@ impl<'a> Discovery<'a> {
     /// probed circumstance lets them (then it is not theirs to discover).
     pub fn terms(&mut self, role: &RoleInfo) -> Option<Terms> {
         let index = self.engine.terms_index();
+        let reads = &self.scoped;
         let arn = role.arn.as_str();
         let shape = Shape {
-            arn: (index.role_identity || index.pinned_roles.contains(arn)).then(|| arn.to_owned()),
-            account: role.arn.account().to_owned(),
-            path: role.arn.path().to_owned(),
-            max_session_seconds: role.max_session_seconds,
-            tags: role.tags.clone(),
+            arn: (reads.role_identity || index.pinned_roles.contains(arn)).then(|| arn.to_owned()),
+            account: reads.role_account.then(|| role.arn.account().to_owned()),
+            path: reads.role_path.then(|| role.arn.path().to_owned()),
+            max_session_seconds: reads.role_max_session.then_some(role.max_session_seconds),
+            tags: role
+                .tags
+                .iter()
+                .filter(|(k, _)| {
+                    reads.role_tags_opaque
+                        || reads.role_tags.contains(k.as_str())
+                        || *k == RoleInfo::APPROVALS_TAG
+                        || *k == RoleInfo::MAX_DURATION_TAG
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         if let Some(known) = self.memo.get(&shape) {
             return known.clone();
@@ -345,11 +371,17 @@ impl<'a> Discovery<'a> {
             d: self,
             role,
             hard,
+            entities: None,
             memo: HashMap::new(),
+            permits: HashMap::new(),
         };
+        p.entities = self
+            .engine
+            .entities_of(&p.query(Action::Request, Circ::default(), MIN_DURATION_SECONDS))
+            .ok();
         let now = Circ::default();
         let mut depends_on = self.flagged.clone();
-        let (base, offer, available_now) = match p.offer(now, true) {
+        let (base, offer, available_now) = match p.offer(now) {
             Some(offer) => (now, offer, true),
             None => p.elsewhere(&mut depends_on)?,
         };
@@ -443,19 +475,23 @@ struct Probe<'p, 'a> {
     d: &'p Discovery<'a>,
     role: &'p RoleInfo,
     hard: u32,
+    /// The role's and the caller's entities, built once (`None` when they
+    /// cannot be: then nothing is allowed).
+    entities: Option<Entities>,
+    /// Decisions, and whether some permit is satisfied, by question.
     memo: HashMap<(Action, Circ, u32), bool>,
+    permits: HashMap<(Action, Circ, u32), bool>,
 }
 
 impl Probe<'_, '_> {
-    fn decide(&self, action: Action, c: Circ, duration: u32) -> Decision {
+    fn query(&self, action: Action, c: Circ, duration: u32) -> Query<'_> {
         let d = self.d;
-        let principal = if c.flip_mfa {
-            &d.flipped
-        } else {
-            d.q.principal
-        };
-        d.engine.decide(&Query {
-            principal,
+        Query {
+            principal: if c.flip_mfa {
+                &d.flipped
+            } else {
+                d.q.principal
+            },
             action,
             role: self.role,
             context: QueryContext {
@@ -467,14 +503,55 @@ impl Probe<'_, '_> {
                 requester: None,
                 approvals_so_far: 0,
             },
-        })
+        }
+    }
+
+    /// The context of a probe, built once per listing.
+    fn context(&self, c: Circ, duration: u32) -> Option<Context> {
+        let mut contexts = self.d.contexts.borrow_mut();
+        contexts
+            .entry((c, duration))
+            .or_insert_with(|| {
+                self.d
+                    .engine
+                    .context_of(&self.query(Action::Request, c, duration))
+                    .ok()
+            })
+            .clone()
+    }
+
+    fn decide(&self, action: Action, c: Circ, duration: u32) -> Decision {
+        let q = self.query(action, c, duration);
+        match (self.context(c, duration), &self.entities) {
+            (Some(context), Some(entities)) => self.d.engine.decide_in(&q, context, entities),
+            _ => self.d.engine.decide(&q),
+        }
+    }
+
+    /// Whether some permit is satisfied (forbids aside): far cheaper than a
+    /// decision when permits are few, and most roles are no caller's.
+    fn permitted(&mut self, action: Action, c: Circ, duration: u32) -> bool {
+        if let Some(known) = self.permits.get(&(action, c, duration)) {
+            return *known;
+        }
+        let permitted = match (self.context(c, duration), &self.entities) {
+            (Some(context), Some(entities)) => {
+                self.d
+                    .engine
+                    .some_permit_in(&self.query(action, c, duration), context, entities)
+            }
+            _ => false,
+        };
+        self.permits.insert((action, c, duration), permitted);
+        permitted
     }
 
     fn allowed(&mut self, action: Action, c: Circ, duration: u32) -> bool {
         if let Some(known) = self.memo.get(&(action, c, duration)) {
             return *known;
         }
-        let allowed = self.decide(action, c, duration).allowed;
+        let allowed =
+            self.permitted(action, c, duration) && self.decide(action, c, duration).allowed;
         self.memo.insert((action, c, duration), allowed);
         allowed
     }
@@ -486,17 +563,22 @@ impl Probe<'_, '_> {
             && (goal == Goal::Request || self.allowed(Action::AutoApprove, c, duration))
     }
 
-    /// The durations where a decision can change, up to `hi`: the
-    /// literals policies compare the duration with (and either side of
-    /// each), or every second when a policy uses it otherwise.
-    fn grid(&self, hi: u32) -> Grid {
-        let duration = &self.d.scoped.duration;
-        if duration.opaque {
+    /// The durations to try for `goal`, up to `hi`. When the policies
+    /// compare the duration only with literals, a decision is the same
+    /// between two neighbouring literals: one duration per stretch, the
+    /// longest (each literal and the second below it, and `hi`), decides
+    /// for the stretch. Otherwise every second.
+    fn grid(&self, goal: Goal, hi: u32) -> Grid {
+        let (literals, opaque) = match goal {
+            Goal::Request => &self.d.request_durations,
+            Goal::Grant => &self.d.grant_durations,
+        };
+        if *opaque {
             return Grid::Range(MIN_DURATION_SECONDS, hi);
         }
-        let mut points = BTreeSet::from([MIN_DURATION_SECONDS, hi]);
-        for c in &duration.literals {
-            for v in [c.saturating_sub(1), *c, c.saturating_add(1)] {
+        let mut points = BTreeSet::from([hi]);
+        for c in literals {
+            for v in [c.saturating_sub(1), *c] {
                 if let Ok(v) = u32::try_from(v)
                     && (MIN_DURATION_SECONDS..=hi).contains(&v)
                 {
@@ -508,48 +590,41 @@ impl Probe<'_, '_> {
     }
 
     /// The longest duration up to `hi` at which `goal` holds in `c`. Exact
-    /// when the durations allowed are one range (every "at most N" rule);
-    /// otherwise a duration allowed right below one that is not. Unless
-    /// `thorough`, only the shortest and the longest are tried before
-    /// giving up.
-    fn longest(&mut self, goal: Goal, c: Circ, hi: u32, thorough: bool) -> Option<u32> {
+    /// with literal comparisons; with other uses of the duration, bisection
+    /// from the shortest, exact when the durations allowed are one range.
+    fn longest(&mut self, goal: Goal, c: Circ, hi: u32) -> Option<u32> {
         if hi < MIN_DURATION_SECONDS {
             return None;
         }
-        let grid = self.grid(hi);
-        let mut top = grid.len() - 1;
-        if self.holds(goal, c, grid.at(top)) {
-            return Some(grid.at(top));
-        }
-        let mut lo = match &grid {
-            Grid::Points(points) if thorough => {
-                (0..points.len() - 1).find(|&i| self.holds(goal, c, grid.at(i)))?
-            }
-            _ => {
-                if !self.holds(goal, c, grid.at(0)) {
+        match self.grid(goal, hi) {
+            Grid::Points(points) => points.into_iter().rev().find(|d| self.holds(goal, c, *d)),
+            Grid::Range(mut lo, mut top) => {
+                if self.holds(goal, c, top) {
+                    return Some(top);
+                }
+                if !self.holds(goal, c, lo) {
                     return None;
                 }
-                0
-            }
-        };
-        // INVARIANT: grid[lo] holds and grid[top] does not.
-        while top - lo > 1 {
-            let mid = lo + (top - lo) / 2;
-            if self.holds(goal, c, grid.at(mid)) {
-                lo = mid;
-            } else {
-                top = mid;
+                // INVARIANT: `lo` holds and `top` does not.
+                while top - lo > 1 {
+                    let mid = lo + (top - lo) / 2;
+                    if self.holds(goal, c, mid) {
+                        lo = mid;
+                    } else {
+                        top = mid;
+                    }
+                }
+                Some(lo)
             }
         }
-        Some(grid.at(lo))
     }
 
     /// What circumstances `base` (its ticket ignored) allow.
-    fn offer(&mut self, base: Circ, thorough: bool) -> Option<Offer> {
+    fn offer(&mut self, base: Circ) -> Option<Offer> {
         let tickets_matter = self.d.scoped.ticket.read;
-        let without = self.longest(Goal::Request, base.ticket(false), self.hard, thorough);
+        let without = self.longest(Goal::Request, base.ticket(false), self.hard);
         let with = if tickets_matter {
-            self.longest(Goal::Request, base.ticket(true), self.hard, thorough)
+            self.longest(Goal::Request, base.ticket(true), self.hard)
         } else {
             without
         };
@@ -560,11 +635,11 @@ impl Probe<'_, '_> {
             (None, Some(w)) => (w, true, None),
         };
         let auto_without = match without {
-            Some(n) => self.longest(Goal::Grant, base.ticket(false), n, thorough),
+            Some(n) => self.longest(Goal::Grant, base.ticket(false), n),
             None => None,
         };
         let auto_with = match with {
-            Some(w) if tickets_matter => self.longest(Goal::Grant, base.ticket(true), w, thorough),
+            Some(w) if tickets_matter => self.longest(Goal::Grant, base.ticket(true), w),
             _ => None,
         };
         let auto = match (auto_without, auto_with) {
@@ -591,21 +666,20 @@ impl Probe<'_, '_> {
     /// when nothing permits, the permits that can apply to the caller.
     fn elsewhere(&mut self, depends_on: &mut Vec<Factor>) -> Option<(Circ, Offer, bool)> {
         let d = self.d;
-        let tickets = d.scoped.ticket.read;
-        let now = self.decide(
-            Action::Request,
-            Circ::default().ticket(tickets),
-            MIN_DURATION_SECONDS,
-        );
-        let index = d.engine.terms_index();
-        let mut dims = Dims::default();
-        for forbid in &now.forbidden_by {
-            if let Some(reads) = index.reads_of(&forbid.id) {
-                dims = dims.union(Dims::of(reads));
+        let now = Circ::default().ticket(d.scoped.ticket.read);
+        let mut dims = d.permit_dims;
+        let permitted_at = [MIN_DURATION_SECONDS, self.hard]
+            .into_iter()
+            .find(|duration| self.permitted(Action::Request, now, *duration));
+        if let Some(duration) = permitted_at {
+            // Permitted but refused: the forbids in the way say what to vary.
+            let index = d.engine.terms_index();
+            let decision = self.decide(Action::Request, now, duration);
+            for forbid in &decision.forbidden_by {
+                if let Some(reads) = index.reads_of(&forbid.id) {
+                    dims = dims.union(Dims::of(reads));
+                }
             }
-        }
-        if now.permitted_by.is_empty() {
-            dims = dims.union(d.permit_dims);
         }
         let mfa: &[bool] = if dims.mfa && !d.q.principal.mfa {
             &[false, true]
@@ -633,8 +707,7 @@ impl Probe<'_, '_> {
             }
         }
         for (c, factors) in tries {
-            if self.offer(c, false).is_some() {
-                let offer = self.offer(c, true)?;
+            if let Some(offer) = self.offer(c) {
                 depends_on.extend(factors);
                 return Some((c, offer, false));
             }
@@ -707,11 +780,7 @@ impl Probe<'_, '_> {
             };
         }
         let c = base.ticket(offer.ticket_required || offer.max_without_ticket.is_some());
-        let above = match self.grid(self.hard) {
-            Grid::Points(points) => points.into_iter().find(|p| *p > offer.max),
-            Grid::Range(..) => Some(offer.max + 1),
-        }
-        .unwrap_or(self.hard);
+        let above = offer.max + 1;
         let below = self.decide(Action::Request, c, offer.max);
         let above = self.decide(Action::Request, c, above);
         let policy = above
@@ -734,22 +803,6 @@ impl Probe<'_, '_> {
 enum Grid {
     Points(Vec<u32>),
     Range(u32, u32),
-}
-
-impl Grid {
-    fn len(&self) -> usize {
-        match self {
-            Self::Points(p) => p.len(),
-            Self::Range(lo, hi) => (hi - lo) as usize + 1,
-        }
-    }
-
-    fn at(&self, i: usize) -> u32 {
-        match self {
-            Self::Points(p) => p.get(i).copied().unwrap_or(0),
-            Self::Range(lo, _) => lo + u32::try_from(i).unwrap_or(0),
-        }
-    }
 }
 
 /// Now (first), then a grid of the hours and weekdays the policies compare
