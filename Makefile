@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help venv test lint fmt build demo up down bench package clean-local
+.PHONY: help venv test lint fmt build demo up down bench package release clean-local
 
 help:
 	@echo "make demo     bring up the local broker and walk through request -> approve -> credentials -> revoke"
@@ -12,7 +12,8 @@ help:
 	@echo "make up/down  start/stop the local broker (emulator, table, example roles, server)"
 	@echo "make bench    benchmarks (not part of make test)"
 	@echo "make fuzz     cargo-fuzz targets, 1M executions each (nightly; not part of make test)"
-	@echo "make package  release Lambda bundles under target/lambda/"
+	@echo "make package  release Lambda bundles under target/lambda/<arch>/ (LAMBDA_ARCH=x86_64|arm64)"
+	@echo "make release  versioned, checksummed zips, packaged template and CLI under dist/ (infra/DEPLOY.md)"
 
 # The Python tools (emulator, awscli, template linters), pinned in scripts/requirements.txt.
 venv:

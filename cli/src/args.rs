@@ -1,10 +1,10 @@
 //! The command line: global options, every subcommand and its flags.
 
-use crate::error::EXIT_CODES_HELP;
+use crate::error::{CliError, EXIT_CODES_HELP};
 use crate::output::OutputFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use tollgate::domain::{RequestId, RoleArn};
+use tollgate::domain::{RequestId, RoleArn, parse_seconds};
 
 const CONFIG_HELP: &str = "\
 Configuration, first match wins:
@@ -26,7 +26,7 @@ line would show in `ps` and in shell history.
 
 Use with the AWS CLI and SDKs, in ~/.aws/config:
   [profile prod-ops]
-  credential_process = tollgate credentials --role arn:aws:iam::123456789012:role/tollgate/ProductionOperator --format credential-process";
+  credential_process = tollgate credentials --role arn:aws:iam::444455556666:role/tollgate/ProductionOperator --format credential-process";
 
 /// Just-in-time AWS access: ask for a role for a while, get it approved,
 /// use it.
@@ -69,7 +69,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Ask for a role for a while, saying why
     Request(RequestArgs),
-    /// List your requests, or those waiting for your review (--pending)
+    /// Wait for a decision on a pending request, then print it or credentials
+    Wait(WaitArgs),
+    /// List your requests, those waiting for your review (--pending), or
+    /// active grants you may revoke (--active)
     List(ListArgs),
     /// Show one request with its approvals and audit trail
     Show(IdArg),
@@ -132,7 +135,7 @@ pub struct RequestArgs {
     /// The role to ask for
     #[arg(long, value_parser = parse_role, value_name = "ARN")]
     pub role: RoleArn,
-    /// How long the grant lasts once approved: 30m, 2h, 1h30m
+    /// How long the grant lasts once approved, with a unit: 30m, 2h, 1h30m
     #[arg(long, short = 'd', value_name = "DURATION")]
     pub duration: String,
     /// Why you need it
@@ -147,13 +150,37 @@ pub struct RequestArgs {
     /// A key that makes retrying this exact request safe
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Ask again even if the same request (role, duration, reason, ticket,
+    /// session policy) is already pending; without it, that one is reused
+    #[arg(long)]
+    pub new: bool,
     /// Wait for a decision (progress on stderr when it is a terminal)
     #[arg(long, short = 'w')]
     pub wait: bool,
+    /// How long to wait, and what to print once active.
+    #[command(flatten)]
+    pub then: WaitOptions,
+}
+
+/// `tollgate wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The pending request
+    #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
+    pub id: RequestId,
+    /// How long to wait, and what to print once active.
+    #[command(flatten)]
+    pub then: WaitOptions,
+}
+
+/// Waiting for a decision, for `request` and `wait`.
+#[derive(Debug, Args)]
+pub struct WaitOptions {
     /// How long to wait before giving up (exit 8)
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub timeout: String,
-    /// Once active, print credentials (waits for approval like --wait)
+    /// Once active, print credentials instead of the request (waits for
+    /// approval)
     #[arg(long)]
     pub credentials: bool,
     /// Format for --credentials
@@ -168,10 +195,14 @@ pub struct RequestArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Requests waiting for your review instead of your own
-    #[arg(long)]
+    #[arg(long, conflicts_with = "active")]
     pub pending: bool,
+    /// Active grants you may revoke (yours, and others' where policy
+    /// lets you revoke) instead of your own requests
+    #[arg(long)]
+    pub active: bool,
     /// Only requests in this state (pending, active, denied, ...)
-    #[arg(long, conflicts_with = "pending", value_parser = parse_status)]
+    #[arg(long, conflicts_with_all = ["pending", "active"], value_parser = parse_status)]
     pub status: Option<String>,
     /// At most this many requests (pages are followed until reached)
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -187,7 +218,12 @@ pub struct ApproveArgs {
     /// A comment recorded with the approval
     #[arg(long, short = 'c')]
     pub comment: Option<String>,
-    /// Approve without asking for confirmation
+    /// The digest `tollgate show` printed for what you reviewed (at least
+    /// its first 16 characters): approve only if the request is exactly
+    /// that, without asking again
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    /// Approve without asking for confirmation (prints what was approved)
     #[arg(long, short = 'y')]
     pub yes: bool,
 }
@@ -242,7 +278,7 @@ pub struct ExplainArgs {
     /// The role asked about
     #[arg(long, alias = "role-arn", value_name = "ARN")]
     pub role: String,
-    /// How long: 30m, 2h, 1h30m
+    /// How long, with a unit: 30m, 2h, 1h30m
     #[arg(long, short = 'd', default_value = "1h", value_name = "DURATION")]
     pub duration: String,
     /// The reason given
@@ -325,6 +361,14 @@ pub struct AuditVerifyArgs {
     /// region from the usual AWS environment)
     #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
+    /// Check signatures against this PEM public key (offline; export it once
+    /// with `aws kms get-public-key`) instead of asking KMS
+    #[arg(long, value_name = "FILE", conflicts_with = "key_id")]
+    pub public_key: Option<PathBuf>,
+    /// The audit key to fetch the public key of (`kms:GetPublicKey`, AWS
+    /// credentials needed) [default: TOLLGATE_AUDIT_KEY_ID or alias/tollgate-audit]
+    #[arg(long, value_name = "KEY")]
+    pub key_id: Option<String>,
 }
 
 /// `tollgate serve`: flags override the `TOLLGATE_*` environment.
@@ -392,6 +436,22 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Seconds from a duration typed for `flag`. A unit is required (`90m`,
+/// `1h`, `45s`): a bare `90` could mean minutes as well as seconds.
+pub fn duration_with_unit(flag: &str, input: &str) -> Result<u64, CliError> {
+    let s = input.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CliError::usage(
+            "invalid_input",
+            format!(
+                "{flag} `{s}` has no unit: write `{s}m` for {s} minutes, `{s}h` for hours \
+                 or `{s}s` for seconds"
+            ),
+        ));
+    }
+    Ok(parse_seconds(s)?)
 }
 
 fn parse_request_id(s: &str) -> Result<RequestId, String> {
@@ -509,6 +569,30 @@ mod tests {
                 .unwrap();
         assert_eq!(cli.global.output, Some(OutputFormat::Json));
         assert_eq!(cli.global.url.as_deref(), Some("https://x"));
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(duration_with_unit("--duration", "90m").unwrap(), 5400);
+        assert_eq!(duration_with_unit("--duration", " 1h30m ").unwrap(), 5400);
+        let err = duration_with_unit("--duration", "90").unwrap_err();
+        assert_eq!(err.exit.code(), 2);
+        assert_eq!(
+            err.message,
+            "--duration `90` has no unit: write `90m` for 90 minutes, `90h` for hours or `90s` for seconds"
+        );
+        assert!(duration_with_unit("--timeout", "soon").is_err());
+    }
+
+    #[test]
+    fn list_scopes_exclude_each_other() {
+        for argv in [
+            &["tollgate", "list", "--pending", "--active"][..],
+            &["tollgate", "list", "--active", "--status", "active"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["tollgate", "list", "--active"]).is_ok());
     }
 
     #[test]

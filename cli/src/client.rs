@@ -16,6 +16,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest page the broker serves.
 pub const MAX_PAGE_LIMIT: u32 = 100;
+/// The code of a failure to reach the broker at all (no HTTP answer):
+/// refused or failed connection, timeout, a name that does not resolve.
+pub const UNREACHABLE: &str = "broker_unreachable";
 /// Largest response body read.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -33,6 +36,8 @@ pub enum Scope {
     Mine,
     /// Requests the caller may review.
     Reviewable,
+    /// Active grants the caller may revoke.
+    Revocable,
 }
 
 impl Scope {
@@ -41,6 +46,7 @@ impl Scope {
         match self {
             Self::Mine => "mine",
             Self::Reviewable => "reviewable",
+            Self::Revocable => "revocable",
         }
     }
 }
@@ -155,7 +161,7 @@ impl Client {
         } else {
             format!("{message}: {}", crate::output::clean(&cause))
         };
-        CliError::new(Exit::Unavailable, "broker_unreachable", message)
+        CliError::new(Exit::Unavailable, UNREACHABLE, message)
     }
 
     /// `POST /requests`.

@@ -59,6 +59,16 @@ impl Exit {
         }
     }
 
+    /// The exit code for a refusal from the broker: by its code where the
+    /// status alone would mislead (an unknown role is a 400 to the API, but
+    /// "not found" to a person), else by the status.
+    pub fn for_refusal(status: u16, code: &str) -> Self {
+        match code {
+            "unknown_role" => Self::NotFound,
+            _ => Self::for_status(status),
+        }
+    }
+
     /// The exit code for an HTTP error status from the broker.
     pub const fn for_status(status: u16) -> Self {
         match status {
@@ -80,7 +90,7 @@ Exit codes:
   1    other error
   2    usage error or invalid input (400)
   3    denied by policy or by an approver (403)
-  4    not found, or no active grant (404)
+  4    not found: an unknown request or role, or no active grant (404)
   5    conflict: the request moved on or the digest changed (409)
   6    broker or AWS unavailable (503, 429, network)
   7    unauthenticated: no token or a rejected one (401)
@@ -140,13 +150,13 @@ impl CliError {
     /// Builds the error for a non-success HTTP response from the broker,
     /// using its `{"error": {"code", "message"}}` body when it sent one.
     pub fn from_response(status: u16, body: &[u8]) -> Self {
-        let exit = Exit::for_status(status);
         let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
         let error = parsed.as_ref().and_then(|v| v.get("error"));
         let code = error
             .and_then(|e| e.get("code"))
             .and_then(serde_json::Value::as_str)
             .map(sanitize_code);
+        let exit = Exit::for_refusal(status, code.as_deref().unwrap_or_default());
         let message = error
             .and_then(|e| e.get("message"))
             .and_then(serde_json::Value::as_str)
@@ -174,12 +184,16 @@ impl CliError {
     /// Writes the error to `err` for people: `error: <message> (<code>)`,
     /// then the explanation and hint when present.
     pub fn write_human(&self, err: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(err, "error: {} ({})", self.message, self.code)?;
+        use crate::output::clean;
+        writeln!(err, "error: {} ({})", clean(&self.message), self.code)?;
         if let Some(explanation) = &self.explanation {
             crate::output::write_explanation(err, explanation)?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(err, "hint: {hint}")?;
+            for (i, line) in hint.lines().enumerate() {
+                let label = if i == 0 { "hint:" } else { "     " };
+                writeln!(err, "{label} {}", clean(line))?;
+            }
         }
         Ok(())
     }
@@ -291,6 +305,32 @@ mod tests {
                 "exit code {code} missing from help"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_role_exits_as_not_found_like_an_unknown_request() {
+        let err = CliError::from_response(
+            400,
+            br#"{"error":{"code":"unknown_role","message":"role `x` does not exist"}}"#,
+        );
+        assert_eq!(err.exit.code(), 4);
+        let err = CliError::from_response(
+            400,
+            br#"{"error":{"code":"invalid_input","message":"bad"}}"#,
+        );
+        assert_eq!(err.exit.code(), 2);
+    }
+
+    #[test]
+    fn messages_and_hints_print_their_lines_cleaned() {
+        let err =
+            CliError::generic("x", "denied: \u{202e}reversed").with_hint("first\nsecond \u{1b}[2J");
+        let mut buf = Vec::new();
+        err.write_human(&mut buf).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "error: denied: \\u{202e}reversed (x)\nhint: first\n      second \u{fffd}[2J\n"
+        );
     }
 
     #[test]

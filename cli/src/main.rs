@@ -4,6 +4,7 @@
 mod args;
 mod cache;
 mod client;
+mod clock;
 mod commands;
 mod error;
 mod model;
@@ -65,6 +66,7 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
     use commands::{audit, credentials, dev, local, requests, roles, serve};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
+        Command::Wait(a) => requests::wait(ctx, a, out).await,
         Command::List(a) => requests::list(ctx, a, out).await,
         Command::Show(a) => requests::show(ctx, a, out).await,
         Command::Approve(a) => requests::approve(ctx, a, out).await,

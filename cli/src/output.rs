@@ -28,11 +28,55 @@ impl OutputFormat {
 }
 
 /// Replaces control characters (terminal escapes, newlines, tabs) so text
-/// from elsewhere prints as one inert line.
+/// from elsewhere prints as one inert line, and shows invisible characters
+/// that could disguise it (bidi overrides, zero-width and other format
+/// characters) as `\u{202e}`, so what is printed is what is there.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push('\u{fffd}');
+        } else if is_invisible(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that print as nothing, or reorder or join what is around
+/// them: Unicode's bidirectional controls, zero-width and other format
+/// characters (general category Cf), fillers and variation selectors.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{08E2}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// Cuts `s` to `max` characters, marking the cut with `…`.
@@ -94,28 +138,81 @@ impl Table {
 
 /// Writes `label: value` lines with the values aligned; empty values are skipped.
 pub fn write_fields(out: &mut dyn Write, fields: &[(&str, String)]) -> io::Result<()> {
-    let width = fields
+    let fields: Vec<(&str, Vec<String>)> = fields
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (label, value) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+        .map(|(k, v)| (*k, vec![v.clone()]))
+        .collect();
+    write_field_lines(out, &fields)
+}
+
+/// Like [`write_fields`], for values of several lines: each line is cleaned
+/// on its own, and the lines after the first are indented under the value.
+pub fn write_field_lines(out: &mut dyn Write, fields: &[(&str, Vec<String>)]) -> io::Result<()> {
+    let shown = || {
+        fields
+            .iter()
+            .filter(|(_, v)| v.iter().any(|l| !l.is_empty()))
+    };
+    let width = shown().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (label, lines) in shown() {
         let pad = width - label.chars().count();
-        writeln!(
-            out,
-            "{label}:{} {}",
-            " ".repeat(pad),
-            clean(value).trim_end()
-        )?;
+        for (i, line) in lines.iter().enumerate() {
+            let head = if i == 0 {
+                format!("{label}:{}", " ".repeat(pad))
+            } else {
+                " ".repeat(width + 1)
+            };
+            writeln!(out, "{head} {}", clean(line).trim_end())?;
+        }
     }
     Ok(())
 }
 
-/// Writes `value` as pretty JSON followed by a newline.
+/// Writes `text` line by line, each line cleaned (see [`clean`]).
+pub fn write_clean_lines(out: &mut dyn Write, text: &str) -> io::Result<()> {
+    for line in text.lines() {
+        writeln!(out, "{}", clean(line))?;
+    }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON followed by a newline. Control and
+/// invisible characters inside strings are written as `\uXXXX` escapes
+/// (the same JSON, read back), so nothing reaches a terminal raw.
 pub fn write_json(out: &mut dyn Write, value: &serde_json::Value) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
-    writeln!(out)
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    writeln!(out, "{}", escape_json_text(&text))
+}
+
+/// Escapes, in serialised JSON, what serde_json leaves raw but a terminal
+/// would act on or hide: C1 controls, DEL and invisible characters. They
+/// can only occur inside strings, where `\uXXXX` means the same character.
+fn escape_json_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Below DEL, serde_json has escaped every control inside strings:
+        // those left are the document's own line breaks.
+        if (c.is_control() && c >= '\u{7f}') || is_invisible(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A session policy for people: indented JSON, one element per line (each
+/// line is cleaned when written).
+pub fn pretty_policy(policy: &serde_json::Value) -> Vec<String> {
+    serde_json::to_string_pretty(policy)
+        .unwrap_or_else(|_| policy.to_string())
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A span of seconds for people: `45s`, `12m`, `1h 5m`, `2d 3h`.
@@ -250,6 +347,30 @@ mod tests {
         assert!(!out.contains('\u{1b}'));
         assert_eq!(out.lines().count(), 2);
         assert!(out.lines().nth(1).unwrap().starts_with("x\u{fffd}[2Jy"));
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            clean("ok\u{202e}gpj.exe\u{200b}\u{2066}x\u{feff}"),
+            "ok\\u{202e}gpj.exe\\u{200b}\\u{2066}x\\u{feff}"
+        );
+        assert_eq!(clean("tag\u{e0041}"), "tag\\u{e0041}");
+        assert_eq!(clean("zoë, 日本, ok"), "zoë, 日本, ok");
+    }
+
+    #[test]
+    fn json_output_escapes_what_a_terminal_would_obey_and_still_parses() {
+        let v = serde_json::json!({"reason": "a\u{202e}b\u{9b}c\u{7f}\u{e0041}", "n": [1, 2]});
+        let mut buf = Vec::new();
+        write_json(&mut buf, &v).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains(r#""reason": "a\u202eb\u009bc\u007f\udb40\udc41""#),
+            "{text}"
+        );
+        assert!(text.lines().count() > 3, "still pretty: {text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! directory against the schema; `tollgate explain` shows what the policies
 //! decide for a hypothetical request, without a broker or AWS.
 
+use crate::output::write_clean_lines;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,9 +27,19 @@ pub struct ValidateArgs {
 
 /// Loads and strictly validates every `*.cedar` file in `args.dir`, writing
 /// either a summary and any warnings, or every problem as
-/// `file:line:col: message`. Returns 0 when valid, 1 otherwise.
+/// `file:line:col: message`. Returns 0 when valid, 1 otherwise (an empty
+/// set included: it would deny everything, which is never what was meant).
 pub fn validate(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
     match PolicyEngine::load_dir(&args.dir) {
+        Ok(engine) if engine.policy_count() == 0 => {
+            let _ = writeln!(
+                out,
+                "error: no policies in {} (no *.cedar file, or only empty ones): a broker \
+                 with this set would deny every request",
+                args.dir.display()
+            );
+            EXIT_INVALID
+        }
         Ok(engine) => {
             let _ = writeln!(
                 out,
@@ -40,12 +51,12 @@ pub fn validate(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
                 args.dir.display()
             );
             for warning in engine.warnings() {
-                let _ = writeln!(out, "warning: {warning}");
+                let _ = write_clean_lines(out, &format!("warning: {warning}"));
             }
             EXIT_OK
         }
         Err(e) => {
-            let _ = writeln!(out, "error: {e}");
+            let _ = write_clean_lines(out, &format!("error: {e}"));
             EXIT_INVALID
         }
     }
@@ -81,7 +92,7 @@ pub struct ExplainArgs {
     /// request, auto_approve, approve, revoke or read
     #[arg(long, default_value = "request", value_parser = parse_action)]
     pub action: Action,
-    /// Grant length asked for: 90m, 2h, 1h30m or seconds
+    /// Grant length asked for, with a unit: 90m, 2h, 1h30m
     #[arg(long, default_value = "1h")]
     pub duration: String,
     /// The reason given
@@ -160,7 +171,9 @@ fn inputs(args: &ExplainArgs) -> Result<Inputs, String> {
         max_session_seconds: args.max_session,
         tags: role_tags(&args.role_tags)?,
     };
-    let duration = GrantDuration::parse(&args.duration, u32::MAX).map_err(|e| e.message)?;
+    let seconds =
+        crate::args::duration_with_unit("--duration", &args.duration).map_err(|e| e.message)?;
+    let duration = GrantDuration::new(seconds, u32::MAX).map_err(|e| e.message)?;
     let reason = Reason::parse(&args.reason).map_err(|e| e.message)?;
     let ticket = args
         .ticket
@@ -192,7 +205,7 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> i32 {
     let inputs = match inputs(args) {
         Ok(i) => i,
         Err(e) => {
-            let _ = writeln!(out, "error: {e}");
+            let _ = write_clean_lines(out, &format!("error: {e}"));
             return EXIT_USAGE;
         }
     };
@@ -211,11 +224,11 @@ pub fn explain(args: &ExplainArgs, out: &mut dyn Write) -> i32 {
         },
     };
     let decision = inputs.engine.decide(&query);
+    // Policy files and claims files are input from others: printed cleaned.
     if args.json {
-        let text = serde_json::to_string_pretty(&decision.to_json()).unwrap_or_default();
-        let _ = writeln!(out, "{text}");
+        let _ = crate::output::write_json(out, &decision.to_json());
     } else {
-        let _ = write!(out, "{}", decision.explain());
+        let _ = write_clean_lines(out, &decision.explain());
     }
     if decision.allowed {
         EXIT_OK

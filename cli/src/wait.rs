@@ -1,4 +1,4 @@
-//! `request --wait`: poll the request with backoff (1 s growing to 5 s)
+//! `request --wait` and `wait`: poll the request with backoff (1 s growing to 5 s)
 //! until it is decided, showing a spinner with the elapsed time on stderr
 //! when stderr is a terminal. Ctrl-C stops waiting (exit 130) and a timeout
 //! gives up (exit 8); either way the request itself stays pending.
@@ -10,7 +10,7 @@ use crate::output::human_seconds;
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use tollgate::domain::{RequestId, Status, Timestamp};
+use tollgate::domain::{RequestId, Status};
 
 /// First poll delay.
 const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -96,7 +96,7 @@ pub async fn wait_for_decision(
                     "interrupted",
                     format!("stopped waiting; request {id} stays pending"),
                 )
-                .with_hint(format!("follow it with `tollgate show {id}`, withdraw it with `tollgate cancel {id}`")));
+                .with_hint(format!("wait for it again with `tollgate wait {id}`, withdraw it with `tollgate cancel {id}`")));
             }
             () = tokio::time::sleep_until(deadline) => {
                 break Err(CliError::new(
@@ -107,7 +107,7 @@ pub async fn wait_for_decision(
                         human_seconds(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX))
                     ),
                 )
-                .with_hint(format!("follow it with `tollgate show {id}`, or wait again with a longer --timeout")));
+                .with_hint(format!("wait for it again with `tollgate wait {id}` (--timeout sets how long); asking again with `tollgate request` reuses it")));
             }
             _ = ticker.tick() => progress.draw(),
             () = tokio::time::sleep_until(next_poll) => {
@@ -116,7 +116,7 @@ pub async fn wait_for_decision(
                 match client.get(id).await {
                     Ok(body) => {
                         let req = parse_request(&body)?;
-                        if req.effective_status(Timestamp::now()) != Status::Pending {
+                        if req.effective_status(crate::clock::now()) != Status::Pending {
                             break Ok(body);
                         }
                         progress.detail = format!(

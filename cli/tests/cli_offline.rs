@@ -69,6 +69,7 @@ fn help_documents_every_exit_code_and_the_configuration() {
     }
     for cmd in [
         "request",
+        "wait",
         "list",
         "show",
         "approve",

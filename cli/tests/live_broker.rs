@@ -373,7 +373,7 @@ fn a_staging_grant_works_through_credential_process_for_the_aws_cli_and_boto3() 
 }
 
 #[test]
-fn cached_credentials_are_served_without_the_broker_and_no_cache_asks_it() {
+fn cached_credentials_are_served_only_when_the_broker_cannot_be_reached() {
     let mut b = Broker::start();
     let alice = b.token("alice", &["developers"], false, &[]);
     // Ten minutes: STS's 15-minute floor outlives the grant.
@@ -412,6 +412,96 @@ fn cached_credentials_are_served_without_the_broker_and_no_cache_asks_it() {
         &["credentials", &id, "--no-cache", "--format", "json"],
     );
     assert_eq!(fresh.code, 6, "{}", fresh.err);
+    assert!(
+        again.err.contains("using cached credentials"),
+        "{}",
+        again.err
+    );
+
+    // Something answers at the broker's address, and it is not a "yes":
+    // nothing is served from the cache, whatever the answer.
+    let impostor = Impostor::bind(&b.url);
+    let cached = || {
+        run(
+            &mut b.cli(&alice),
+            &[
+                "credentials",
+                "--role",
+                STAGING,
+                "--format",
+                "credential-process",
+            ],
+        )
+    };
+    for (status, exit) in [(401, 7), (403, 3), (429, 6), (500, 1), (502, 6), (503, 6)] {
+        impostor.answer(Some(status));
+        let r = cached();
+        assert_eq!(r.code, exit, "HTTP {status}: {}", r.err);
+        assert!(r.out.is_empty(), "HTTP {status} served: {}", r.out);
+        assert!(
+            r.err
+                .contains(&format!("cached credentials for grant {id} were not used"))
+                && r.err
+                    .contains("only used when the broker cannot be reached at all"),
+            "HTTP {status}: {}",
+            r.err
+        );
+    }
+    // No answer at all within the confirmation timeout: an outage, served.
+    impostor.answer(None);
+    let r = cached();
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out, first.out);
+    assert!(r.err.contains("no answer within 3 s"), "{}", r.err);
+    // 404: the grant is unknown there; dropped from the cache, not served.
+    impostor.answer(Some(404));
+    let r = cached();
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.out.is_empty());
+    assert_eq!(std::fs::read_dir(b.cache_dir()).unwrap().count(), 0);
+}
+
+/// Something listening at a broker's address that is not the broker: it
+/// answers every request with one HTTP status and a broker-style error
+/// body, or accepts connections and never answers.
+struct Impostor {
+    status: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
+}
+
+impl Impostor {
+    fn bind(url: &str) -> Self {
+        let listener = std::net::TcpListener::bind(url.trim_start_matches("http://")).unwrap();
+        let status = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let shared = status.clone();
+        std::thread::spawn(move || {
+            let mut silent = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(code) = *shared.lock().unwrap() else {
+                    silent.push(stream);
+                    continue;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let body = format!(
+                    r#"{{"error":{{"code":"impostor_{code}","message":"answered {code}"}}}}"#
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self { status }
+    }
+
+    fn answer(&self, status: Option<u16>) {
+        *self.status.lock().unwrap() = status;
+    }
 }
 
 #[test]
@@ -507,8 +597,11 @@ fn a_production_request_waits_for_an_sre_approval_and_then_prints_credentials() 
         done.err
     );
 
-    // The trail verifies through the broker and straight from the table.
-    let v = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    // The trail verifies through the broker, its signatures against the
+    // audit key's public key (fetched from KMS: AWS credentials needed).
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let v = run(&mut auditor, &["audit", "verify", &id]);
     assert_eq!(v.code, 0, "{}", v.err);
     assert!(v.out.contains("verified: 3 events"), "{}", v.out);
 }
@@ -706,11 +799,93 @@ fn refusals_exit_with_distinct_codes_and_print_the_servers_message() {
     );
     assert_eq!(r.code, 4, "{}", r.err);
     assert!(r.out.is_empty());
+    // Built from a dry run: staging is active at once and needs no ticket.
     assert!(
-        r.err
-            .contains(&format!("tollgate request --role {STAGING}")),
+        r.err.contains(&format!(
+            "hint: request one with: tollgate request --role {STAGING} --duration 1h --reason '<why>'\n"
+        )),
         "{}",
         r.err
+    );
+    // Production needs a ticket and an approval: the hint says so.
+    let olga = b.token("olga", &["developers", "oncall"], false, &[]);
+    let r = run(&mut b.cli(&olga), &["credentials", "--role", PRODUCTION]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(
+        r.err.contains(&format!(
+            "tollgate request --role {PRODUCTION} --duration 1h --reason '<why>' --ticket '<ticket>' --wait"
+        )),
+        "{}",
+        r.err
+    );
+
+    // A bare number is not a duration; an unknown role is not found.
+    let r = run(
+        &mut b.cli(&olga),
+        &["request", "--role", STAGING, "-d", "90", "-r", "x"],
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("`90` has no unit: write `90m`"), "{}", r.err);
+    let r = run(
+        &mut b.cli(&olga),
+        &[
+            "request",
+            "--role",
+            "arn:aws:iam::444455556666:role/tollgate/NoSuchRole",
+            "-d",
+            "1h",
+            "-r",
+            "x",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.err.contains("(unknown_role)"), "{}", r.err);
+
+    // Limits are named with what sets them.
+    let break_glass = "arn:aws:iam::444455556666:role/tollgate/ProductionBreakGlass";
+    let r = run(
+        &mut b.cli(&olga),
+        &[
+            "request",
+            "--role",
+            break_glass,
+            "-d",
+            "3h",
+            "-r",
+            "x",
+            "-t",
+            "INC-1",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.err);
+    assert!(
+        r.err.starts_with(
+            "error: duration `3h` exceeds the 2h allowed by policy `production-two-hour-cap` (policy_denied)"
+        ),
+        "{}",
+        r.err
+    );
+    let r = run(
+        &mut b.cli(&olga),
+        &["explain", "--role", PRODUCTION, "-d", "3h", "-t", "INC-1"],
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(
+        r.err
+            .contains("exceeds the 2h allowed by the role's `tollgate:max-duration` tag"),
+        "{}",
+        r.err
+    );
+    let r = run(
+        &mut b.cli(&olga),
+        &["explain", "--role", break_glass, "-d", "1h", "-t", "INC-1"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out
+            .contains("longest grant: 2h allowed by policy production-two-hour-cap\n"),
+        "{}",
+        r.out
     );
 }
 
@@ -815,10 +990,9 @@ fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table(
         .unwrap()
         .to_owned();
     assert_eq!(run(&mut b.cli(&alice), &["credentials", &id]).code, 0);
-    let ok = run(
-        &mut b.cli(&alice),
-        &["audit", "verify", &id, "--output", "json"],
-    );
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let ok = run(&mut auditor, &["audit", "verify", &id, "--output", "json"]);
     assert_eq!(ok.code, 0, "{}", ok.err);
     assert_eq!(ok.json()["verified"], true);
     assert_eq!(ok.json()["events"], 2);
@@ -870,7 +1044,9 @@ fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table(
             .unwrap();
     });
 
-    let bad = run(&mut b.cli(&alice), &["audit", "verify", &id]);
+    let mut auditor = b.cli(&alice);
+    aws_env(&mut auditor, &b.endpoint);
+    let bad = run(&mut auditor, &["audit", "verify", &id]);
     assert_eq!(bad.code, 1, "{}", bad.out);
     assert!(bad.err.contains("event 1 was altered"), "{}", bad.err);
     let mut direct = b.cli(&alice);
@@ -878,4 +1054,172 @@ fn audit_verify_names_the_first_tampered_event_through_the_broker_and_the_table(
     let bad = run(&mut direct, &["audit", "verify", &id, "--table", &b.table]);
     assert_eq!(bad.code, 1, "{}", bad.err);
     assert!(bad.err.contains("(first bad event: 1)"), "{}", bad.err);
+}
+
+/// The value of `label:` in `tollgate show` output.
+fn field<'a>(shown: &'a str, label: &str) -> &'a str {
+    shown
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} in\n{shown}"))
+        .trim()
+}
+
+#[test]
+fn a_pending_request_is_reused_waited_for_and_approved_by_its_digest() {
+    let b = Broker::start();
+    // On call, so the office-hours guardrail does not depend on when this runs.
+    let alice = b.token("alice", &["developers", "oncall"], true, &[]);
+    let bob = b.token("bob", &["sre"], true, &[]);
+    let dave = b.token("dave", &["sre"], false, &[]);
+    let ask = [
+        "request",
+        "--role",
+        PRODUCTION,
+        "--duration",
+        "2h",
+        "--reason",
+        "rotate the TLS certificate",
+        "--ticket",
+        "CHG-77",
+    ];
+
+    // A short wait gives up and names the way to wait again.
+    let mut args = ask.to_vec();
+    args.extend_from_slice(&["--wait", "--timeout", "2s"]);
+    let r = run(&mut b.cli(&alice), &args);
+    assert_eq!(r.code, 8, "{}", r.err);
+    let id = wait_for_own_pending(&b, &alice);
+    assert!(
+        r.err.contains(&format!("`tollgate wait {id}`")),
+        "{}",
+        r.err
+    );
+
+    // Asking again for the same thing reuses it; --new asks again.
+    let mut args = ask.to_vec();
+    args.extend_from_slice(&["--output", "json"]);
+    let again = run(&mut b.cli(&alice), &args);
+    assert_eq!(again.code, 0, "{}", again.err);
+    assert_eq!(again.json()["id"], id.as_str());
+    assert!(again.err.contains("already pending"), "{}", again.err);
+    args.push("--new");
+    let other = run(&mut b.cli(&alice), &args);
+    assert_eq!(other.code, 0, "{}", other.err);
+    let other = other.json()["id"].as_str().unwrap().to_owned();
+    assert_ne!(other, id);
+
+    // No grant yet: credentials name the pending request, not a new one.
+    let r = run(&mut b.cli(&alice), &["credentials", "--role", PRODUCTION]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.err.contains("(grant_pending)"), "{}", r.err);
+    assert!(r.err.contains(" --credentials`"), "{}", r.err);
+    assert!(
+        r.err.contains(&format!("tollgate wait {id}"))
+            || r.err.contains(&format!("tollgate wait {other}")),
+        "{}",
+        r.err
+    );
+
+    // An approver without MFA is told requests wait for an MFA sign-in.
+    let r = run(&mut b.cli(&dave), &["list", "--pending"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.is_empty(), "{}", r.out);
+    assert!(
+        r.err
+            .contains("2 pending requests need an approver signed in with multi-factor"),
+        "{}",
+        r.err
+    );
+
+    // show explains the digest; approve --digest approves only that.
+    let shown = run(&mut b.cli(&bob), &["show", &id]);
+    assert_eq!(shown.code, 0, "{}", shown.err);
+    let digest = field(&shown.out, "digest").to_owned();
+    assert!(
+        shown.out.contains("an approval approves exactly these"),
+        "{}",
+        shown.out
+    );
+    let wrong = run(
+        &mut b.cli(&bob),
+        &["approve", &id, "--digest", &"0".repeat(16)],
+    );
+    assert_eq!(wrong.code, 5, "{}", wrong.err);
+    assert!(wrong.err.contains("nothing was approved"), "{}", wrong.err);
+    let ok = run(
+        &mut b.cli(&bob),
+        &["approve", &id, "--digest", &digest[..16]],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.err);
+    assert!(
+        ok.out
+            .starts_with(&format!("approved: request {id} is active"))
+    );
+    assert!(!ok.err.contains("You approved"), "{}", ok.err);
+
+    // tollgate wait picks the decision up; a 2h grant gets 1h credentials, and says so.
+    let r = run(
+        &mut b.cli(&alice),
+        &["wait", &id, "--credentials", "--format", "env"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.starts_with("export AWS_ACCESS_KEY_ID='ASIA"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.err.contains("note: these credentials expire in ")
+            && r.err.contains(", before your grant ends in "),
+        "{}",
+        r.err
+    );
+
+    // The other request: its requester now holds a grant for the role.
+    let pending = run(&mut b.cli(&bob), &["list", "--pending"]);
+    let header = pending.out.lines().next().unwrap();
+    let row = pending.out.lines().find(|l| l.starts_with(&other)).unwrap();
+    for (column, value) in [
+        ("TICKET", "CHG-77"),
+        ("POLICY", "-"),
+        ("HAS GRANT", "yes, ends in "),
+    ] {
+        let at = header.find(column).unwrap();
+        assert!(row[at..].starts_with(value), "{column}:\n{}", pending.out);
+    }
+    // --yes without --digest says what was approved.
+    let yes = run(&mut b.cli(&bob), &["approve", &other, "--yes"]);
+    assert_eq!(yes.code, 0, "{}", yes.err);
+    assert!(
+        yes.err.starts_with("You approved, without --digest:\n"),
+        "{}",
+        yes.err
+    );
+    assert!(yes.err.contains("rotate the TLS certificate") && yes.err.contains("CHG-77"));
+
+    // Grants an approver may revoke.
+    let active = run(&mut b.cli(&bob), &["list", "--active"]);
+    assert_eq!(active.code, 0, "{}", active.err);
+    assert!(active.out.starts_with("ID "), "{}", active.out);
+    assert!(
+        active.out.contains(&id) && active.out.contains(&other),
+        "{}",
+        active.out
+    );
+    // Any SRE may revoke production grants; a developer only their own.
+    assert!(
+        run(&mut b.cli(&dave), &["list", "--active"])
+            .out
+            .contains(&id)
+    );
+    let erin = b.token("erin", &["developers"], true, &[]);
+    let none = run(&mut b.cli(&erin), &["list", "--active"]);
+    assert_eq!(none.code, 0, "{}", none.err);
+    assert!(none.out.is_empty(), "{}", none.out);
+    assert!(
+        none.err.contains("no active grants you may revoke"),
+        "{}",
+        none.err
+    );
 }

@@ -100,6 +100,18 @@ fn validate_of_a_missing_directory_fails() {
     );
 }
 
+#[test]
+fn validate_of_a_directory_without_policies_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tollgate(&["policy", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no policies in"), "{}", stdout(&o));
+    // Files with nothing but comments hold no policy either.
+    write(dir.path(), "empty.cedar", "// nothing here yet\n");
+    let o = tollgate(&["policy", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
 const DEVELOPER: &str = r#"{"sub": "alice", "groups": ["developers"], "tags": {"department": "platform"}, "mfa": false}"#;
 
 fn explain(dir: &Path, extra: &[&str]) -> Output {
@@ -202,10 +214,40 @@ fn explain_approve_uses_the_requester_file() {
 }
 
 #[test]
+fn explain_shows_invisible_characters_in_policy_text_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    write(
+        &policies,
+        "p.cedar",
+        "@id(\"looks-fine\")\n@description(\"allow \u{202e}lla\u{200b} production\")\npermit (principal, action, resource);\n",
+    );
+    let identity = write(dir.path(), "alice.json", DEVELOPER);
+    let o = tollgate(&[
+        "explain",
+        "--policies",
+        policies.to_str().unwrap(),
+        "--identity",
+        &identity,
+        "--role-arn",
+        "arn:aws:iam::222222222222:role/prod-admin",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("looks-fine: allow \\u{202e}lla\\u{200b} production"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{200b}'));
+}
+
+#[test]
 fn explain_refuses_bad_input_with_exit_code_two() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, needle) in [
         (vec!["--duration", "soon"], "`soon`"),
+        (vec!["--duration", "90"], "`90` has no unit: write `90m`"),
         (vec!["--now", "yesterday"], "`yesterday`"),
         (vec!["--ticket", "has space"], "`has space`"),
         (vec!["--role-tag", "novalue"], "`novalue`"),

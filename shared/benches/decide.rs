@@ -8,6 +8,9 @@
 //! There are n/20 teams; the principal is in two groups. `decide` includes building entities, context and request
 //! from `Identity`/`RoleInfo` on every call; raw Cedar gets them prebuilt.
 //!
+//! `longest_allowed` (what a dry run adds to find the longest grant the
+//! policies allow) is measured beside one `decide` on the same set.
+//!
 //! Run: `cargo bench -p tollgate --bench decide -- --warm-up-time 1 --measurement-time 3`
 
 // A benchmark whose setup fails has nothing to measure: stop loudly.
@@ -18,7 +21,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use tollgate::domain::{Identity, RoleArn, RoleInfo, Timestamp, UserId};
-use tollgate::policy::{Action, PolicyEngine, Query, QueryContext};
+use tollgate::policy::{
+    Action, DurationLimit, LimitSource, PolicyEngine, Query, QueryContext, longest_allowed,
+};
 
 const ACTIONS: [&str; 5] = ["request", "auto_approve", "approve", "revoke", "read"];
 const ACCOUNT: &str = "123456789012";
@@ -111,6 +116,16 @@ fn bench_decide(c: &mut Criterion) {
 
         group.bench_with_input(BenchmarkId::new("tollgate_decide", n), &n, |b, _| {
             b.iter(|| black_box(engine.decide(black_box(&query))));
+        });
+        // What a dry run adds: the longest grant the policies allow, probed
+        // by deciding the same query at other durations.
+        let ceiling = DurationLimit {
+            seconds: 43_200,
+            source: LimitSource::Ceiling,
+        };
+        assert!(longest_allowed(&engine, &query, &ceiling).is_some());
+        group.bench_with_input(BenchmarkId::new("longest_allowed", n), &n, |b, _| {
+            b.iter(|| black_box(longest_allowed(&engine, black_box(&query), &ceiling)));
         });
         group.bench_with_input(BenchmarkId::new("cedar_is_authorized", n), &n, |b, _| {
             b.iter(|| {

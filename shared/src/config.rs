@@ -33,6 +33,16 @@ pub struct Config {
     /// `TOLLGATE_TAG_CLAIMS`: comma-separated claims exposed to policies as user tags
     /// (default `department,clearance,location`).
     pub tag_claims: Vec<String>,
+    /// `TOLLGATE_AUDIT_KEY_ID`: the KMS key (id, ARN or `alias/...`) that
+    /// signs every audit event (default `alias/tollgate-audit`, which
+    /// `tollgate local provision` creates; the template sets the key's ARN).
+    pub audit_key_id: String,
+    /// `TOLLGATE_MAX_OPEN_REQUESTS`: open (pending or active) requests one
+    /// user may have at once (default 20).
+    pub max_open_requests: u32,
+    /// `TOLLGATE_MAX_CREATES_PER_MINUTE`: requests one user may make per
+    /// minute (default 10).
+    pub max_creates_per_minute: u32,
     /// `TOLLGATE_TARGET_ACCOUNTS`: comma-separated 12-digit ids of the accounts
     /// whose roles may be requested (sorted, without duplicates).
     pub target_accounts: Vec<String>,
@@ -92,6 +102,9 @@ impl Default for Config {
             role_cache_seconds: 60,
             groups_claim: "groups".into(),
             tag_claims: vec!["department".into(), "clearance".into(), "location".into()],
+            audit_key_id: crate::aws::DEFAULT_AUDIT_KEY.into(),
+            max_open_requests: 20,
+            max_creates_per_minute: 10,
             console: ConsoleSettings::default(),
             target_accounts: Vec::new(),
             allow_broker_account: false,
@@ -155,7 +168,18 @@ impl Config {
             )?,
             retention_days: num("TOLLGATE_RETENTION_DAYS", d.retention_days, 1, 3650)?,
             role_cache_seconds: num("TOLLGATE_ROLE_CACHE_SECONDS", d.role_cache_seconds, 0, 3600)?,
+            max_open_requests: num("TOLLGATE_MAX_OPEN_REQUESTS", d.max_open_requests, 1, 10_000)?,
+            max_creates_per_minute: num(
+                "TOLLGATE_MAX_CREATES_PER_MINUTE",
+                d.max_creates_per_minute,
+                1,
+                10_000,
+            )?,
             groups_claim: get("TOLLGATE_GROUPS_CLAIM").unwrap_or(d.groups_claim),
+            audit_key_id: get("TOLLGATE_AUDIT_KEY_ID")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(d.audit_key_id),
             tag_claims: get("TOLLGATE_TAG_CLAIMS").map_or(d.tag_claims, |v| {
                 v.split(',')
                     .map(str::trim)
@@ -209,6 +233,14 @@ impl Config {
             )?,
             catalogue_rereads: num("TOLLGATE_CATALOGUE_REREADS", d.catalogue_rereads, 0, 1000)?,
         })
+    }
+
+    /// The per-user caps the store enforces.
+    pub fn user_limits(&self) -> crate::aws::UserLimits {
+        crate::aws::UserLimits {
+            max_open: self.max_open_requests,
+            creates_per_minute: self.max_creates_per_minute,
+        }
     }
 
     /// Retention in seconds, for `ttl` attributes.

@@ -57,6 +57,16 @@ pub enum BrokerError {
     /// Too many requests: 429.
     #[error("too many requests; retry later")]
     Throttled,
+    /// A per-user cap was reached: 429 with `Retry-After`.
+    #[error("{message}")]
+    Limited {
+        /// Stable error code (`too_many_open_requests`, `create_rate_exceeded`).
+        code: &'static str,
+        /// For people.
+        message: String,
+        /// Seconds after which retrying may succeed.
+        retry_after_seconds: u64,
+    },
     /// AWS could not be reached or kept failing: 503.
     #[error("{message}")]
     Unavailable {
@@ -110,6 +120,7 @@ impl BrokerError {
             Self::InvalidInput { code, .. }
             | Self::Denied { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Limited { code, .. }
             | Self::Incomplete { code, .. } => code,
             Self::InvalidField { .. } => "invalid_input",
             Self::Unauthenticated(_) => "unauthenticated",
@@ -130,7 +141,7 @@ impl BrokerError {
             Self::NotFound(_) => 404,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
-            Self::Throttled => 429,
+            Self::Throttled | Self::Limited { .. } => 429,
             Self::Unavailable { .. } | Self::Incomplete { .. } => 503,
             Self::Internal { .. } => 500,
         }

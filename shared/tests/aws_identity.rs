@@ -122,7 +122,7 @@ async fn issued_credentials_work_and_carry_the_session_name() {
     let c = clients().await;
     let role = role(&c, &[]).await;
     let req = active(&role, "alice@example.com");
-    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    let plan = CredentialPlan::new(&req, Timestamp::now()).unwrap();
     let creds = Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
     assert_eq!(c.calls.take(), ["AssumeRole"]);
     assert!(
@@ -173,7 +173,7 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
             Timestamp::now(),
         )
         .unwrap();
-    let plan = CredentialPlan::new(&req, &role, Timestamp::now()).unwrap();
+    let plan = CredentialPlan::new(&req, Timestamp::now()).unwrap();
     Issuer::new(c.sts.clone()).issue(&plan).await.unwrap();
     let sent = c.calls.calls();
     assert_eq!(sent.len(), 1);
@@ -182,7 +182,12 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
     assert_eq!(form["RoleArn"], role.arn.as_str());
     assert_eq!(form["RoleSessionName"], format!("tollgate-{}", req.id));
     assert_eq!(form["DurationSeconds"], "3600");
-    assert_eq!(form["SourceIdentity"], "auth0-alice");
+    // Changed to fit STS, so it carries a hash of the subject.
+    assert_eq!(
+        form["SourceIdentity"],
+        tollgate::domain::sanitize_source_identity("auth0|alice")
+    );
+    assert!(form["SourceIdentity"].starts_with("auth0-alice="));
     let tags: BTreeMap<&str, &str> = (1..=3)
         .map(|i| {
             (
@@ -206,20 +211,23 @@ async fn assume_role_sends_the_planned_name_identity_tags_duration_and_cut_off()
         policy["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"],
         json!(cutoff)
     );
+    assert_eq!(policy["Statement"][1]["Effect"], "Deny");
+    assert_eq!(
+        policy["Statement"][1]["Condition"]["DateGreaterThan"]["aws:CurrentTime"],
+        json!(cutoff)
+    );
     assert!(form["Policy"].len() <= 2048);
 }
 
-#[tokio::test]
-async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
-    let c = clients().await;
+/// A table of its own holding an auto-approved grant of a new role to alice.
+async fn stored_grant(c: &Clients) -> (Store, RoleInfo, AccessRequest) {
     let table = unique_name("mint");
     create_table(&c.dynamodb, &table).await.unwrap();
-    let store = Store::new(
-        c.dynamodb.clone(),
-        &table,
-        schema::DEFAULT_RETENTION_SECONDS,
-    );
-    let role = role(&c, &[]).await;
+    let store = c
+        .store(&table, schema::DEFAULT_RETENTION_SECONDS)
+        .await
+        .unwrap();
+    let role = role(c, &[]).await;
     let (req, ev) = AccessRequest::create(
         new_request(&role.arn, "alice", 3600, 1).unwrap(),
         true,
@@ -227,16 +235,22 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         Timestamp::now(),
     );
     store.create(&req, &ev, None).await.unwrap();
+    (store, role, req)
+}
+
+#[tokio::test]
+async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
+    let c = clients().await;
+    let (store, role, req) = stored_grant(&c).await;
     let (log, lines) = AuditLog::capture();
     let issuer = Issuer::new(c.sts.clone());
     let alice = Actor::User(UserId::parse("alice").unwrap());
     c.calls.clear();
 
-    let (after, creds) =
-        mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
-            .await
-            .unwrap();
-    assert_eq!(c.calls.take(), ["TransactWriteItems", "AssumeRole"]);
+    let (after, creds) = mint_credentials(&store, &issuer, &log, &req, &alice, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems", "AssumeRole"]);
     assert_eq!(after.credentials_issued, 1);
     let (stored, events) = store.get_with_events(req.id).await.unwrap().unwrap();
     assert_eq!(stored, after);
@@ -263,30 +277,79 @@ async fn minting_records_the_issue_before_calling_sts_and_logs_no_secret() {
         assert!(!line.contains(&creds.access_key_id));
     }
 
-    // The same stale copy again: the event write fails, so STS is never asked.
+    // The grant is revoked meanwhile; minting from the stale copy fails to
+    // write the event, reads the request again, finds it revoked, and
+    // never asks STS.
+    let (revoked, ev) = after
+        .apply(
+            Command::Revoke {
+                reason: tollgate::domain::Reason::parse("done").unwrap(),
+            },
+            &alice,
+            Timestamp::now(),
+        )
+        .unwrap();
+    store
+        .transition(after.version, &revoked, &ev)
+        .await
+        .unwrap();
+    let lines_before = lines.lines().len();
     c.calls.clear();
-    let err = mint_credentials(&store, &issuer, &log, &req, &role, &alice, Timestamp::now())
+    let err = mint_credentials(&store, &issuer, &log, &req, &alice, Timestamp::now())
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 409);
-    assert_eq!(c.calls.take(), ["TransactWriteItems"]);
-    assert_eq!(lines.lines().len(), 2, "nothing more logged");
+    assert_eq!((err.status(), err.code()), (409, "not_active"));
+    assert_eq!(c.calls.take(), ["Sign", "TransactWriteItems", "GetItem"]);
+    assert_eq!(lines.lines().len(), lines_before, "nothing more logged");
 
     // Someone else: refused before any call.
     let mallory = Actor::User(UserId::parse("mallory").unwrap());
+    let err = mint_credentials(&store, &issuer, &log, &after, &mallory, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_requester");
+    assert!(c.calls.take().is_empty());
+}
+
+#[tokio::test]
+async fn an_sts_failure_after_the_recorded_issue_is_logged_and_counted_for_its_alarm() {
+    let c = clients().await;
+    let (store, _, req) = stored_grant(&c).await;
+    // STS that cannot be reached (nothing listens on port 9), once.
+    let sdk = tollgate::aws::testing::sdk_config_for("http://127.0.0.1:9").await;
+    let dead_sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&sdk)
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let (log, lines) = AuditLog::capture();
+    let alice = Actor::User(UserId::parse("alice").unwrap());
+
     let err = mint_credentials(
         &store,
-        &issuer,
+        &Issuer::new(dead_sts),
         &log,
-        &after,
-        &role,
-        &mallory,
+        &req,
+        &alice,
         Timestamp::now(),
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), "not_requester");
-    assert!(c.calls.take().is_empty());
+    assert_eq!(err.status(), 503, "{err}");
+    // The attempt is on record; the log says it failed; the alarm's metric
+    // counts it once.
+    let stored = store.get(req.id).await.unwrap().unwrap();
+    assert_eq!(stored.credentials_issued, 1);
+    let parsed = lines.json();
+    assert_eq!(parsed.len(), 3, "{parsed:?}");
+    assert_eq!(parsed[1]["type"], "credentials");
+    assert_eq!(parsed[1]["outcome"], "failed");
+    assert_eq!(parsed[2]["CredentialFailures"], 1);
+    assert_eq!(parsed[2]["Operation"], "credentials");
+    assert_eq!(
+        parsed[2]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        tollgate::audit::metrics::NAMESPACE
+    );
 }
 
 #[tokio::test]
@@ -402,6 +465,23 @@ async fn provisioning_creates_the_table_as_designed_and_the_example_roles() {
         .map(|s| s.as_str().to_owned());
     assert_eq!(pitr.as_deref(), Some("ENABLED"));
 
+    // Every document the local world's roles hold lints clean.
+    let mut docs = Vec::new();
+    for arn in first.control_roles.iter().chain(&first.roles) {
+        let iam = c.iam_in(arn.account()).await.unwrap();
+        docs.extend(
+            tollgate::aws::testing::role_documents(&iam, arn)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        docs.len(),
+        2 * 2 + EXAMPLE_ROLES.len(),
+        "trust and policies"
+    );
+    assert_eq!(tollgate::aws::testing::iam_lint(&docs).unwrap(), vec![]);
+
     let control: Vec<&str> = first.control_roles.iter().map(RoleArn::as_str).collect();
     assert_eq!(
         control,
@@ -434,11 +514,10 @@ async fn aws_calls_per_operation_are_as_designed() {
     let c = clients().await;
     let table = unique_name("calls");
     create_table(&c.dynamodb, &table).await.unwrap();
-    let store = Store::new(
-        c.dynamodb.clone(),
-        &table,
-        schema::DEFAULT_RETENTION_SECONDS,
-    );
+    let store = c
+        .store(&table, schema::DEFAULT_RETENTION_SECONDS)
+        .await
+        .unwrap();
     let role = role(&c, &[]).await;
     let accounts = c.accounts();
     let dir = RoleDirectory::new(accounts.clone(), Duration::from_secs(60));
@@ -483,7 +562,7 @@ async fn aws_calls_per_operation_are_as_designed() {
         .unwrap();
     store.transition(1, &next, &ev).await.unwrap();
     report.push(("transition", c.calls.take()));
-    let plan = CredentialPlan::new(&next, &role, now).unwrap();
+    let plan = CredentialPlan::new(&next, now).unwrap();
     issuer.issue(&plan).await.unwrap();
     report.push(("issue", c.calls.take()));
     let alice = Actor::User(UserId::parse("alice").unwrap());
@@ -535,12 +614,13 @@ async fn aws_calls_per_operation_are_as_designed() {
             ("describe (cold)", 2),
             ("describe (cached)", 0),
             ("describe (session cached)", 1),
-            ("create", 1),
+            // One KMS Sign per event, then the transaction.
+            ("create", 2),
             ("get", 1),
             ("get_with_events", 1),
-            ("transition", 1),
+            ("transition", 2),
             ("issue", 1),
-            ("revoke", 1),
+            ("revoke", 2),
             ("revocation statement", 7),
             ("prune", 7),
         ]

@@ -44,7 +44,7 @@ async fn fixture() -> Fixture {
     let c = Emulator::shared().unwrap().clients().await;
     let table = unique_name("revocation");
     assert!(create_table(&c.dynamodb, &table).await.unwrap());
-    let store = Store::new(c.dynamodb.clone(), &table, RETENTION);
+    let store = c.store(&table, RETENTION).await.unwrap();
     let roles = RoleDirectory::new(c.accounts(), Duration::from_secs(60));
     let prod = c.iam_in(LOCAL_PRODUCTION_ACCOUNT).await.unwrap();
     c.calls.clear();
@@ -143,7 +143,7 @@ impl Fixture {
             StateOptions {
                 config: local_config(&self.table),
                 routes: RouteSet::Expiry,
-                auth: Authenticator::ApiGateway,
+                auth: Authenticator::Nobody,
                 settings: Settings::default(),
                 clock: Clock::system(),
                 audit,
@@ -184,6 +184,16 @@ fn individual(role: &RoleInfo, req: &AccessRequest) -> Value {
         format!("Revoke{}Until{until}", req.id),
         json!(format!("{}:tollgate-{}", role.role_id, req.id)),
     )
+}
+
+/// Parliament (`scripts/iam-lint`) finds nothing in `document`.
+fn assert_lints_clean(name: &str, document: Value) {
+    let doc = tollgate::aws::testing::IamDocument {
+        name: name.to_owned(),
+        trust_of: None,
+        document,
+    };
+    assert_eq!(tollgate::aws::testing::iam_lint(&[doc]).unwrap(), vec![]);
 }
 
 fn policy(statements: Vec<Value>) -> Value {
@@ -239,7 +249,12 @@ async fn a_revocation_is_rendered_from_the_table_under_the_lease_and_pruned_late
         .unwrap();
     let mut both = vec![individual(&role, &a), individual(&role, &b)];
     both.sort_by_key(|s| s["Condition"]["StringLike"]["aws:userid"].to_string());
-    assert_eq!(f.document(&role).await.unwrap(), policy(both));
+    let individual_form = f.document(&role).await.unwrap();
+    assert_eq!(individual_form, policy(both));
+    assert_lints_clean(
+        "revocation policy, one statement per grant",
+        individual_form,
+    );
 
     // Nothing changed: the policy is read and compared, not written.
     f.c.calls.clear();
@@ -520,7 +535,8 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
         ),
         json!(ids),
     )]);
-    assert_eq!(consolidated_doc, Some(consolidated_policy));
+    assert_eq!(consolidated_doc, Some(consolidated_policy.clone()));
+    assert_lints_clean("revocation policy, consolidated", consolidated_policy);
 
     let doc = f.document(&role).await.unwrap();
     assert_eq!(
@@ -530,6 +546,7 @@ async fn a_full_policy_budget_consolidates_then_denies_every_tollgate_session() 
             json!(format!("{}:tollgate-*", role.role_id)),
         )])
     );
+    assert_lints_clean("revocation policy, every session", doc.clone());
 
     // A revocation the all-sessions denial already covers changes nothing.
     let covered = f.revoked(&role, 60, now).await;

@@ -29,8 +29,8 @@ async fn fixture() -> Fixture {
     let clients = emulator.clients().await;
     let table = unique_name("store");
     assert!(create_table(&clients.dynamodb, &table).await.unwrap());
+    let store = clients.store(&table, RETENTION).await.unwrap();
     clients.calls.clear();
-    let store = Store::new(clients.dynamodb.clone(), &table, RETENTION);
     Fixture {
         clients,
         store,
@@ -104,7 +104,7 @@ async fn a_created_request_reads_back_with_its_first_event_in_one_call_each() {
         f.store.create(&req, &event, None).await.unwrap(),
         Created::New
     );
-    assert_eq!(f.clients.calls.take(), ["TransactWriteItems"]);
+    assert_eq!(f.clients.calls.take(), ["Sign", "TransactWriteItems"]);
 
     assert_eq!(f.store.get(req.id).await.unwrap(), Some(req.clone()));
     assert_eq!(f.clients.calls.take(), ["GetItem"]);
@@ -112,7 +112,16 @@ async fn a_created_request_reads_back_with_its_first_event_in_one_call_each() {
     let (read, events) = f.store.get_with_events(req.id).await.unwrap().unwrap();
     assert_eq!(f.clients.calls.take(), ["Query"]);
     assert_eq!(read, req);
-    assert_eq!(events, vec![event]);
+    assert!(events[0].signature.is_some(), "stored events are signed");
+    let unsigned: Vec<_> = events
+        .iter()
+        .cloned()
+        .map(|e| tollgate::domain::Event {
+            signature: None,
+            ..e
+        })
+        .collect();
+    assert_eq!(unsigned, vec![event]);
     chain::verify(&events, &read.chain_head, read.version).unwrap();
 
     let unknown = tollgate::domain::RequestId::generate(Timestamp::now());
@@ -128,7 +137,7 @@ async fn a_transition_is_one_transaction_and_a_stale_version_writes_nothing() {
     let (approved, approval) = approve(&req, "bob", Timestamp::now());
     f.clients.calls.clear();
     f.store.transition(1, &approved, &approval).await.unwrap();
-    assert_eq!(f.clients.calls.take(), ["TransactWriteItems"]);
+    assert_eq!(f.clients.calls.take(), ["Sign", "TransactWriteItems"]);
 
     // A second writer that read version 1 loses, and leaves no trace.
     let (revoked, revocation) = req
@@ -837,7 +846,17 @@ async fn faulty_store(status: u16, error_type: &'static str) -> (Store, aws_smit
             )
             .build(),
     );
-    (Store::new(client, "tollgate", RETENTION), rule)
+    let signer = Emulator::shared()
+        .unwrap()
+        .clients()
+        .await
+        .audit_signer()
+        .await
+        .unwrap();
+    (
+        Store::new(client, "tollgate", RETENTION).with_signer(signer),
+        rule,
+    )
 }
 
 #[tokio::test]
@@ -862,4 +881,124 @@ async fn throttling_and_server_errors_are_retried_then_unavailable() {
             "no SDK text for people"
         );
     }
+}
+
+/// Overwrites a request item's body and one event item in place, as someone
+/// with write access to the table (and nothing else) can.
+async fn overwrite(f: &Fixture, req: &AccessRequest, event: &Event) {
+    let pk = format!("REQ#{}", req.id);
+    for (sk, attr, json) in [
+        (
+            "META".to_owned(),
+            schema::BODY,
+            serde_json::to_string(req).unwrap(),
+        ),
+        (
+            format!("EVT#{:010}", event.seq),
+            schema::EVENT,
+            serde_json::to_string(event).unwrap(),
+        ),
+    ] {
+        assert!(raw_item(f, &pk, &sk).await.is_some(), "{pk} {sk} exists");
+        f.clients
+            .dynamodb
+            .update_item()
+            .table_name(&f.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", AttributeValue::S(sk))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":v", AttributeValue::S(json))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_chain_rebuilt_by_someone_who_can_write_the_table_but_not_sign_is_rejected() {
+    let f = fixture().await;
+    let (req, created) = pending(&role("Prod"), "alice");
+    f.store.create(&req, &created, None).await.unwrap();
+    let (approved, approval) = approve(&req, "bob", Timestamp::now());
+    f.store.transition(1, &approved, &approval).await.unwrap();
+    let audit_key =
+        tollgate::aws::kms::public_key(&f.clients.kms, tollgate::aws::DEFAULT_AUDIT_KEY)
+            .await
+            .unwrap();
+    let (stored, events) = f.store.get_with_events(req.id).await.unwrap().unwrap();
+    chain::verify_signed(&events, &stored.chain_head, stored.version, &audit_key).unwrap();
+
+    // Someone with table write rewrites who approved, and rebuilds the hash
+    // chain so that it is consistent again.
+    let mut forged = events[1].clone();
+    forged.actor = user("mallory");
+    forged.hash = chain::hash_event(&forged);
+    let mut forged_req = stored.clone();
+    forged_req.approvals[0].approver = UserId::parse("mallory").unwrap();
+    forged_req.chain_head = forged.hash.clone();
+
+    let their_key = tollgate::aws::ensure_audit_key(
+        &f.clients.kms,
+        &format!("alias/{}", unique_name("mallory")),
+    )
+    .await
+    .unwrap();
+    let their_signature = tollgate::aws::AuditSigner::new(f.clients.kms.clone(), their_key)
+        .sign(&forged.hash)
+        .await
+        .unwrap();
+    for (what, signature) in [
+        ("the old signature kept", events[1].signature.clone()),
+        ("the signature removed", None),
+        ("signed with another key", Some(their_signature)),
+    ] {
+        let forged = Event {
+            signature,
+            ..forged.clone()
+        };
+        overwrite(&f, &forged_req, &forged).await;
+        let (read, events) = f.store.get_with_events(req.id).await.unwrap().unwrap();
+        assert_eq!(read.approvals[0].approver.as_str(), "mallory");
+        // The hash chain alone is consistent again...
+        chain::verify(&events, &read.chain_head, read.version).unwrap();
+        // ...but not signed by the audit key.
+        let err =
+            chain::verify_signed(&events, &read.chain_head, read.version, &audit_key).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::BadSignature { seq: 2 } | ChainError::Unsigned { seq: 2 }
+            ),
+            "{what}: {err:?}"
+        );
+    }
+
+    // The same with the public key as a PEM file, offline.
+    let der = f
+        .clients
+        .kms
+        .get_public_key()
+        .key_id(tollgate::aws::DEFAULT_AUDIT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .public_key
+        .unwrap();
+    let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", der.into_inner()));
+    let offline = chain::AuditKey::from_pem(&pem).unwrap();
+    let (read, events) = f.store.get_with_events(req.id).await.unwrap().unwrap();
+    assert!(chain::verify_signed(&events, &read.chain_head, read.version, &offline).is_err());
+    chain::verify_signed(&events[..1], &events[0].hash, 1, &offline).unwrap();
+}
+
+#[tokio::test]
+async fn a_store_without_the_audit_key_writes_nothing() {
+    let f = fixture().await;
+    let unsigned = Store::new(f.clients.dynamodb.clone(), &f.table, RETENTION);
+    let (req, event) = pending(&role("Dev"), "alice");
+    let err = unsigned.create(&req, &event, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Signing(_)), "{err:?}");
+    assert_eq!(tollgate::BrokerError::from(err).status(), 500);
+    assert_eq!(f.store.get(req.id).await.unwrap(), None);
 }

@@ -9,7 +9,7 @@ violation). Screenshots go to target/browser/.
 import time
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -21,7 +21,9 @@ WAIT = 20
 
 
 def wait(driver, condition, timeout=WAIT):
-    return WebDriverWait(driver, timeout).until(condition)
+    # A page that re-renders between finding an element and reading it is
+    # still loading, not failing: look again.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def heading(driver):

@@ -19,31 +19,26 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// Claims as API Gateway's JWT authorizer passes them on.
-pub fn claims(
-    sub: &str,
-    groups: &[&str],
-    mfa: bool,
-    extra: &[(&str, &str)],
-) -> BTreeMap<String, String> {
-    let mut c = BTreeMap::from([
-        ("sub".to_string(), sub.to_string()),
-        ("iss".to_string(), "https://idp.example.com/".to_string()),
-        ("aud".to_string(), "tollgate".to_string()),
-        ("groups".to_string(), format!("[{}]", groups.join(" "))),
-        (
-            "amr".to_string(),
-            if mfa {
-                "[pwd mfa]".to_string()
-            } else {
-                "[pwd]".to_string()
-            },
+/// A token's claims as API Gateway's JWT authorizer passes them on in the
+/// request context: every value a string, arrays flattened to `[a b]`
+/// (which is why the functions never read them).
+pub fn authorizer_claims(claims: &Value) -> BTreeMap<String, String> {
+    let flat = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
-    ]);
-    for (k, v) in extra {
-        c.insert((*k).to_string(), (*v).to_string());
-    }
-    c
+        other => other.to_string(),
+    };
+    claims
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), flat(v))).collect())
+        .unwrap_or_default()
 }
 
 /// An HTTP API event for `method` on `path` (with an optional `?query`),

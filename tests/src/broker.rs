@@ -205,6 +205,11 @@ impl Broker {
         tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
             .await
             .unwrap_or_else(|e| panic!("provisioning {table}: {e}"));
+        // The audit key the broker signs with (its default alias).
+        clients
+            .audit_signer()
+            .await
+            .unwrap_or_else(|e| panic!("the audit key: {e}"));
         let sts = StsProxy::start(&endpoint).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -236,6 +241,10 @@ impl Broker {
                 dir.path().join("clock-offset").display().to_string(),
             ),
             ("TOLLGATE_ROLE_CACHE_SECONDS".into(), "0".into()),
+            // Tests act as a few users many times a minute; the caps have
+            // tests of their own (`extra_env` lowers them).
+            ("TOLLGATE_MAX_OPEN_REQUESTS".into(), "10000".into()),
+            ("TOLLGATE_MAX_CREATES_PER_MINUTE".into(), "10000".into()),
             ("RUST_LOG".into(), "info".into()),
         ];
         env.extend(

@@ -75,8 +75,11 @@ fn expected(route: &str, state: State) -> [Want; 6] {
         // SREs may revoke production grants without MFA.
         ("revoke", Active) => [OK, OK, OK, HIDDEN, UNAUTH, UNAUTH],
         ("revoke", _) => [NOT_ACTIVE, NOT_ACTIVE, NOT_ACTIVE, HIDDEN, UNAUTH, UNAUTH],
-        ("credentials", Active) => [OK, NOT_REQ, NOT_REQ, HIDDEN, UNAUTH, UNAUTH],
-        ("credentials", _) => [NOT_ACTIVE, NOT_REQ, NOT_REQ, HIDDEN, UNAUTH, UNAUTH],
+        // Credentials are the requester's alone: everyone else is answered
+        // as for a request that does not exist (the credentials function
+        // reads no role and asks no policy).
+        ("credentials", Active) => [OK, HIDDEN, HIDDEN, HIDDEN, UNAUTH, UNAUTH],
+        ("credentials", _) => [NOT_ACTIVE, HIDDEN, HIDDEN, HIDDEN, UNAUTH, UNAUTH],
         _ => panic!("no expectation for {route} {state:?}"),
     }
 }
@@ -323,4 +326,89 @@ async fn collection_routes_answer_each_actor_as_expected() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One 404 as the caller and the operator see it: the message with the id
+/// taken out, the AWS calls it cost, and the kinds of audit lines it wrote.
+async fn not_found_shape(
+    b: &Broker,
+    proxy: &tollgate_tests::aws_proxy::AwsProxy,
+    method: Method,
+    path: &str,
+    id: &str,
+    body: Option<&Value>,
+) -> (String, Vec<(String, u64)>, Vec<String>) {
+    let before = b.stdout().lines().count();
+    proxy.take();
+    let r = b.call(method, path, Auth::As(&ERIN), body).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "not_found"),
+        "{path}: {}",
+        r.body
+    );
+    let message = r.body["error"]["message"].as_str().unwrap().to_owned();
+    let canonical = id.to_uppercase();
+    assert!(
+        message.contains(&canonical),
+        "{path}: the message names the canonical id: {message}"
+    );
+    let calls = proxy
+        .take()
+        .into_iter()
+        .map(|(op, s)| (op, s.calls))
+        .collect();
+    // Give the broker a moment to flush its line, if it wrote one.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let lines = b
+        .stdout()
+        .lines()
+        .skip(before)
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            format!("{} {}", v["type"], v["_aws"].is_object())
+        })
+        .collect();
+    (message.replace(&canonical, "<id>"), calls, lines)
+}
+
+#[tokio::test]
+async fn a_hidden_request_and_an_unknown_one_get_the_same_answer_for_the_same_work() {
+    let emulator = tollgate::aws::testing::Emulator::shared().unwrap();
+    let proxy = tollgate_tests::aws_proxy::AwsProxy::start(emulator.endpoint()).await;
+    let b = Broker::start(
+        Path::new(env!("CARGO_BIN_EXE_tollgate-test-server")),
+        BrokerOptions {
+            aws_endpoint: Some(proxy.endpoint()),
+            sweep_interval_seconds: 3600,
+            // The deployed default: role descriptions cached (the creation
+            // below has just described the role).
+            extra_env: vec![("TOLLGATE_ROLE_CACHE_SECONDS".into(), "300".into())],
+            ..BrokerOptions::default()
+        },
+    )
+    .await;
+    let (hidden, digest) = request_in(&b, State::Pending).await;
+    let unknown = tollgate::domain::RequestId::generate(Timestamp::now()).to_string();
+    // Ids in lower case: the broker accepts them, and must not echo them back
+    // differently for the two cases.
+    for (method, route, body) in [
+        (Method::GET, "", None),
+        (Method::POST, "/approve", Some(json!({"digest": digest}))),
+        (Method::POST, "/cancel", Some(json!({}))),
+        (Method::POST, "/revoke", Some(json!({"reason": "probe"}))),
+        (Method::POST, "/credentials", Some(json!({}))),
+    ] {
+        let mut shapes = Vec::new();
+        for id in [&hidden, &unknown] {
+            let id = id.to_lowercase();
+            let path = format!("/requests/{id}{route}");
+            shapes
+                .push(not_found_shape(&b, &proxy, method.clone(), &path, &id, body.as_ref()).await);
+        }
+        assert_eq!(
+            shapes[0], shapes[1],
+            "{method} {route}: hidden (left) and unknown (right) differ"
+        );
+    }
 }

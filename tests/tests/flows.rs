@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tollgate::api::notify::signature;
 use tollgate_tests::broker::{
-    ALICE, Auth, BOB, Broker, BrokerOptions, CAROL, User, account_of, role_arn,
+    ALICE, Auth, BOB, Broker, BrokerOptions, CAROL, DAVE, ERIN, User, account_of, role_arn,
 };
 
 fn server() -> &'static Path {
@@ -709,4 +709,271 @@ async fn webhooks_announce_pending_requests_and_decisions_signed_and_a_dead_webh
         !b.stderr().contains("SECRETPATH"),
         "a webhook path reached the logs"
     );
+}
+
+#[tokio::test]
+async fn a_deny_ends_a_two_approver_request_whatever_approvals_it_already_has() {
+    let b = broker().await;
+    let req = create(
+        &b,
+        &ALICE,
+        &json!({"role_arn": role_arn("ProductionBreakGlass"), "duration_seconds": 1800,
+                "reason": "database failover", "ticket": "INC-9"}),
+    )
+    .await;
+    let id = id_of(&req);
+    let digest = req["digest"].clone();
+    let first = act(&b, &BOB, &id, "approve", json!({"digest": digest})).await;
+    assert_eq!(first.body["status"], "pending", "{}", first.body);
+    let denied = act(&b, &CAROL, &id, "deny", json!({"reason": "not this way"})).await;
+    assert_eq!(denied.status, 200, "{}", denied.body);
+    assert_eq!(denied.body["status"], "denied");
+    assert_eq!(denied.body["closed_by"]["user"], "carol");
+    // The earlier approval stays on the record, and counts for nothing.
+    assert_eq!(denied.body["approvals"][0]["approver"], "bob");
+    assert_eq!(denied.body["window_start"], Value::Null);
+    let late = act(&b, &CAROL, &id, "approve", json!({"digest": digest})).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (409, "not_pending"),
+        "{}",
+        late.body
+    );
+    let creds = act(&b, &ALICE, &id, "credentials", json!({})).await;
+    assert_eq!((creds.status, creds.code()), (409, "not_active"));
+}
+
+#[tokio::test]
+async fn dry_runs_and_refusals_name_the_limit_that_applies() {
+    let b = broker().await;
+    let dry = |role: &str, seconds: u64, ticket: Option<&str>| {
+        let mut body =
+            json!({"role_arn": role_arn(role), "duration_seconds": seconds, "reason": "limits"});
+        if let Some(t) = ticket {
+            body["ticket"] = json!(t);
+        }
+        body
+    };
+    let call = |path: &'static str, body: Value| {
+        let b = &b;
+        async move {
+            b.call(Method::POST, path, Auth::As(&ALICE), Some(&body))
+                .await
+        }
+    };
+    // The ceiling says 12h for ProductionBreakGlass; a policy says 2h.
+    let r = call(
+        "/requests?dry_run=true",
+        dry("ProductionBreakGlass", 3600, Some("INC-1")),
+    )
+    .await;
+    assert_eq!(r.body["max_duration_seconds"], 7200, "{}", r.body);
+    assert_eq!(
+        r.body["duration_limit"],
+        json!({"seconds": 7200, "source": "policy", "policy": "production-two-hour-cap"})
+    );
+    let r = call(
+        "/requests",
+        dry("ProductionBreakGlass", 10_800, Some("INC-1")),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "policy_denied"), "{}", r.body);
+    assert_eq!(
+        r.body["error"]["message"],
+        "duration `3h` exceeds the 2h allowed by policy `production-two-hour-cap`"
+    );
+    // ProductionOperator's own tag says 2h: refused before any policy.
+    let r = call(
+        "/requests",
+        dry("ProductionOperator", 10_800, Some("INC-1")),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"), "{}", r.body);
+    assert_eq!(
+        r.body["error"]["message"],
+        "duration `3h` exceeds the 2h allowed by the role's `tollgate:max-duration` tag"
+    );
+    let r = call(
+        "/requests?dry_run=true",
+        dry("ProductionOperator", 3600, Some("INC-1")),
+    )
+    .await;
+    assert_eq!(
+        r.body["duration_limit"],
+        json!({"seconds": 7200, "source": "role_tag", "tag": "tollgate:max-duration"})
+    );
+    // Over the ceiling, the tightest limit is named: staging's policy.
+    let r = call("/requests", dry("StagingDeveloper", 46_800, None)).await;
+    assert_eq!(
+        r.body["error"]["message"],
+        "duration `13h` exceeds the 4h allowed by policy `staging-request`"
+    );
+    // Without a ticket production is allowed at no duration: no longest grant.
+    let r = call(
+        "/requests?dry_run=true",
+        dry("ProductionBreakGlass", 3600, None),
+    )
+    .await;
+    assert_eq!(r.body["allowed"], false);
+    assert_eq!(r.body["max_duration_seconds"], Value::Null);
+    assert_eq!(r.body["duration_limit"], Value::Null);
+}
+
+#[tokio::test]
+async fn approvers_see_held_grants_what_waits_for_mfa_and_what_they_may_revoke() {
+    let b = broker().await;
+    let list = |who: &'static User, scope: &'static str| {
+        let b = &b;
+        async move {
+            let r = b
+                .call(
+                    Method::GET,
+                    &format!("/requests?scope={scope}"),
+                    Auth::As(who),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect()
+    };
+    let staging = create(
+        &b,
+        &ALICE,
+        &json!({"role_arn": role_arn("StagingDeveloper"), "duration_seconds": 3600, "reason": "tests"}),
+    )
+    .await;
+    let held = create(&b, &ALICE, &production(1800)).await;
+    let approved = act(
+        &b,
+        &BOB,
+        &id_of(&held),
+        "approve",
+        json!({"digest": held["digest"]}),
+    )
+    .await;
+    assert_eq!(approved.body["status"], "active");
+    let waiting = id_of(&create(&b, &ALICE, &production(3600)).await);
+
+    let bob = list(&BOB, "reviewable").await;
+    assert_eq!(ids(&bob), vec![waiting.clone()]);
+    assert_eq!(
+        bob["items"][0]["requester_active_grant"]["id"],
+        id_of(&held)
+    );
+    assert_eq!(
+        bob["items"][0]["requester_active_grant"]["window_end"],
+        approved.body["window_end"]
+    );
+    assert_eq!(bob["awaiting_mfa"], 0);
+    // An SRE without MFA may approve nothing now, and is told one waits.
+    let dave = list(&DAVE, "reviewable").await;
+    assert_eq!(ids(&dave), Vec::<String>::new());
+    assert_eq!(dave["awaiting_mfa"], 1);
+    assert_eq!(list(&ERIN, "reviewable").await["awaiting_mfa"], 0);
+
+    // Revocable: the requester's own active grants; an SRE's production ones.
+    let mut alice = ids(&list(&ALICE, "revocable").await);
+    alice.sort();
+    let mut want = vec![id_of(&staging), id_of(&held)];
+    want.sort();
+    assert_eq!(alice, want);
+    assert_eq!(ids(&list(&BOB, "revocable").await), vec![id_of(&held)]);
+    assert_eq!(ids(&list(&ERIN, "revocable").await), Vec::<String>::new());
+    let r = b
+        .call(
+            Method::GET,
+            "/requests?scope=revocable&status=pending",
+            Auth::As(&BOB),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+}
+
+/// The broker's decision lines (stdout) so far.
+fn decision_lines(b: &Broker) -> Vec<Value> {
+    b.stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "decision")
+        .collect()
+}
+
+#[tokio::test]
+async fn every_decision_is_logged_and_joins_its_request() {
+    let b = broker().await;
+    let created = create(&b, &ALICE, &production(1800)).await;
+    let id = id_of(&created);
+    // The create's decisions name the request they created.
+    let lines = decision_lines(&b);
+    let request = lines
+        .iter()
+        .find(|l| l["action"] == "request")
+        .expect("a request decision");
+    assert_eq!(request["request_id"], json!(id));
+    assert_eq!(request["outcome"], "allow");
+    // Who may see it: a line per visibility decision, allowed or not.
+    let seen = b
+        .call(
+            Method::GET,
+            &format!("/requests/{id}"),
+            Auth::As(&BOB),
+            None,
+        )
+        .await;
+    assert_eq!(seen.status, 200);
+    let hidden = b
+        .call(
+            Method::GET,
+            &format!("/requests/{id}"),
+            Auth::As(&ERIN),
+            None,
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+    let views: Vec<(String, String)> = decision_lines(&b)
+        .iter()
+        .filter(|l| l["action"] == "view" && l["request_id"] == json!(id))
+        .map(|l| {
+            (
+                l["actor"].as_str().unwrap().to_owned(),
+                l["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [
+            ("bob".to_owned(), "allow".to_owned()),
+            ("erin".to_owned(), "deny".to_owned())
+        ]
+    );
+    // A filtered listing: one aggregate line per call.
+    let listed = b
+        .call(
+            Method::GET,
+            "/requests?scope=reviewable",
+            Auth::As(&BOB),
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    let shown = listed.body["items"].as_array().unwrap().len();
+    let filters: Vec<Value> = decision_lines(&b)
+        .into_iter()
+        .filter(|l| l["action"] == "list:reviewable")
+        .collect();
+    assert_eq!(filters.len(), 1, "{filters:?}");
+    assert_eq!(filters[0]["actor"], "bob");
+    assert_eq!(filters[0]["shown"], json!(shown));
+    assert!(filters[0]["examined"].as_u64().unwrap() >= shown as u64);
 }

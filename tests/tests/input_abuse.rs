@@ -511,3 +511,125 @@ fn bad_tokens_are_401_with_a_bearer_challenge() {
         assert_eq!(r.status, 401);
     });
 }
+
+/// Seconds left in the current UTC minute.
+fn seconds_left_in_minute() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    60 - now % 60
+}
+
+#[test]
+fn one_user_racing_creates_cannot_exceed_the_open_request_cap() {
+    block_on(async {
+        let b = Broker::start(
+            Path::new(env!("CARGO_BIN_EXE_tollgate-test-server")),
+            BrokerOptions {
+                extra_env: vec![
+                    ("TOLLGATE_MAX_OPEN_REQUESTS".into(), "3".into()),
+                    ("TOLLGATE_MAX_CREATES_PER_MINUTE".into(), "100".into()),
+                ],
+                ..BrokerOptions::default()
+            },
+        )
+        .await;
+        let b = std::sync::Arc::new(b);
+        // Ten creates at once by one user; pending production requests stay open.
+        let replies = race_creates(&b, 10).await;
+        let b = &*b;
+        let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
+        let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+        assert_eq!(
+            (created.len(), limited.len()),
+            (3, 7),
+            "{:?}",
+            replies
+                .iter()
+                .map(|r| (r.status, r.code().to_owned()))
+                .collect::<Vec<_>>()
+        );
+        for r in &limited {
+            assert_eq!(r.code(), "too_many_open_requests", "{}", r.body);
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=3600).contains(&retry), "{retry}");
+        }
+        assert_eq!(my_request_count(b).await, 3, "refusals stored nothing");
+        // Another user is not affected.
+        let r = b
+            .call(Method::POST, "/requests", Auth::As(&ALICE), Some(&valid()))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        // Closing one frees a place.
+        let id = created[0].body["id"].as_str().unwrap();
+        let r = b
+            .call(
+                Method::POST,
+                &format!("/requests/{id}/cancel"),
+                Auth::As(&IVAN),
+                Some(&json!({})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = b
+            .call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = b
+            .call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
+            .await;
+        assert_eq!((r.status, r.code()), (429, "too_many_open_requests"));
+    });
+}
+
+#[test]
+fn one_user_cannot_create_more_than_the_per_minute_cap() {
+    block_on(async {
+        let b = Broker::start(
+            Path::new(env!("CARGO_BIN_EXE_tollgate-test-server")),
+            BrokerOptions {
+                extra_env: vec![("TOLLGATE_MAX_CREATES_PER_MINUTE".into(), "2".into())],
+                ..BrokerOptions::default()
+            },
+        )
+        .await;
+        // Stay inside one minute.
+        if seconds_left_in_minute() < 15 {
+            tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_minute())).await;
+        }
+        let replies = race_creates(&std::sync::Arc::new(b), 5).await;
+        let statuses: Vec<(u16, String)> = replies
+            .iter()
+            .map(|r| (r.status, r.code().to_owned()))
+            .collect();
+        assert_eq!(
+            replies.iter().filter(|r| r.status == 201).count(),
+            2,
+            "{statuses:?}"
+        );
+        for r in replies.iter().filter(|r| r.status != 201) {
+            assert_eq!((r.status, r.code()), (429, "create_rate_exceeded"));
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+        }
+    });
+}
+
+/// `n` creates of [`valid`] by IVAN at once; the replies in order.
+async fn race_creates(b: &std::sync::Arc<Broker>, n: usize) -> Vec<tollgate_tests::broker::Reply> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.call(Method::POST, "/requests", Auth::As(&IVAN), Some(&valid()))
+                    .await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}

@@ -2,8 +2,11 @@
 //! started with `AWS_LAMBDA_RUNTIME_API` pointing at a local Runtime API
 //! (`tollgate_tests::runtime_api`), polls for work, and answers API Gateway
 //! HTTP API (payload 2.0) events built from the real fixtures, or the
-//! EventBridge scheduled event, with the emulator behind. Also measures each
-//! function's init time (process start to first poll).
+//! EventBridge scheduled event, with the emulator behind. Every event carries
+//! a bearer token from a local OpenID Connect issuer
+//! (`tollgate_tests::issuer`), which the functions verify themselves, and
+//! the claims API Gateway's authorizer would add (which they ignore). Also
+//! measures each function's init time (process start to first poll).
 //!
 //! The binaries must be built first (`cargo build -p tollgate-requests ...`
 //! or `make build`); the test says so when they are not.
@@ -17,8 +20,10 @@ use std::time::Duration;
 use tollgate::aws::testing::{Emulator, repo_root, unique_name};
 use tollgate::aws::{Created, Store};
 use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
-use tollgate_tests::apigw::{claims, fixture, http_event, response_parts};
+use tollgate_tests::apigw::{authorizer_claims, fixture, http_event, response_parts};
+use tollgate_tests::issuer::{AUDIENCE, FakeIssuer};
 use tollgate_tests::runtime_api::{FunctionProcess, Outcome, RuntimeApi, workspace_binary};
+use tollgate_tests::sts_proxy::StsProxy;
 
 const FUNCTIONS: [&str; 5] = [
     "requests",
@@ -33,6 +38,7 @@ struct Setup {
     endpoint: String,
     table: String,
     logs: tempfile::TempDir,
+    issuer: FakeIssuer,
 }
 
 impl Setup {
@@ -43,10 +49,12 @@ impl Setup {
         tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
             .await
             .unwrap();
+        clients.audit_signer().await.unwrap();
         Self {
             endpoint: emulator.endpoint().to_owned(),
             table,
             logs: tempfile::tempdir().unwrap(),
+            issuer: FakeIssuer::start().await,
         }
     }
 
@@ -65,9 +73,11 @@ impl Setup {
                 tollgate::aws::LOCAL_BROKER_ACCOUNT,
             ),
             ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+            ("TOLLGATE_JWT_AUDIENCE", AUDIENCE),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain([("TOLLGATE_JWT_ISSUER".to_owned(), self.issuer.issuer())])
         .chain(
             tollgate::aws::local_environment()
                 .into_iter()
@@ -87,9 +97,24 @@ impl Setup {
     /// Starts function `name` against a fresh Runtime API; returns both and
     /// the init time.
     async fn start(&self, name: &str) -> (RuntimeApi, FunctionProcess, Duration) {
+        self.start_with(name, &[]).await
+    }
+
+    /// [`Setup::start`] with further environment variables.
+    async fn start_with(
+        &self,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> (RuntimeApi, FunctionProcess, Duration) {
         let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
         let runtime = RuntimeApi::start().await;
-        let process = FunctionProcess::spawn(&binary, &runtime, &self.env(), self.logs.path());
+        let mut env = self.env();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let process = FunctionProcess::spawn(&binary, &runtime, &env, self.logs.path());
         let first = runtime
             .wait_for_polls(1, Duration::from_secs(60))
             .await
@@ -108,8 +133,21 @@ fn role(name: &str) -> String {
     tollgate::aws::example_role(name).unwrap().arn()
 }
 
-fn alice() -> BTreeMap<String, String> {
-    claims(
+/// Token claims (beyond `iss`, `aud`, `iat`, `exp`) for a user.
+fn user(sub: &str, groups: &[&str], mfa: bool, extra: &[(&str, &str)]) -> Value {
+    let mut c = json!({
+        "sub": sub,
+        "groups": groups,
+        "amr": if mfa { vec!["pwd", "mfa"] } else { vec!["pwd"] },
+    });
+    for (k, v) in extra {
+        c[*k] = json!(v);
+    }
+    c
+}
+
+fn alice() -> Value {
+    user(
         "alice",
         &["developers", "oncall"],
         true,
@@ -117,21 +155,48 @@ fn alice() -> BTreeMap<String, String> {
     )
 }
 
-fn bob() -> BTreeMap<String, String> {
-    claims("bob", &["sre"], true, &[])
+fn bob() -> Value {
+    user("bob", &["sre"], true, &[])
 }
 
-async fn http(
-    runtime: &RuntimeApi,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    who: Option<&BTreeMap<String, String>>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let event = http_event(method, path, body.as_deref(), who);
-    let response = runtime.invoke(event, INVOKE_TIMEOUT).await.response();
-    response_parts(&response)
+impl Setup {
+    /// An HTTP API event as API Gateway delivers it for a caller holding a
+    /// token with `who`'s claims (signed with the issuer's key `k1`): the
+    /// bearer token in `authorization`, and the authorizer's flattened copy
+    /// of its claims in the request context. `None`: neither.
+    async fn http(
+        &self,
+        runtime: &RuntimeApi,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        who: Option<&Value>,
+    ) -> (u16, Value) {
+        let token = who.map(|c| self.issuer.token("k1", c));
+        self.send(runtime, method, path, body, who, token.as_deref())
+            .await
+    }
+
+    /// The same with any token and any authorizer claims, as a direct
+    /// invoke can send them.
+    async fn send(
+        &self,
+        runtime: &RuntimeApi,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        claims: Option<&Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let claims = claims.map(authorizer_claims);
+        let mut event = http_event(method, path, body.as_deref(), claims.as_ref());
+        if let Some(t) = token {
+            event["headers"]["authorization"] = json!(format!("Bearer {t}"));
+        }
+        let response = runtime.invoke(event, INVOKE_TIMEOUT).await.response();
+        response_parts(&response)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -145,14 +210,15 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     let (status, body) = runtime_health(&rt).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let staging = json!({"role_arn": role("StagingDeveloper"), "duration_seconds": 900, "reason": "lambda test"});
-    let (status, created) = http(
-        &rt,
-        "POST",
-        "/requests",
-        Some(staging.clone()),
-        Some(&alice()),
-    )
-    .await;
+    let (status, created) = setup
+        .http(
+            &rt,
+            "POST",
+            "/requests",
+            Some(staging.clone()),
+            Some(&alice()),
+        )
+        .await;
     assert_eq!(
         (status, created["status"].as_str()),
         (201, Some("active")),
@@ -160,20 +226,27 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     );
     let production = json!({"role_arn": role("ProductionOperator"), "duration_seconds": 1800,
                             "reason": "lambda test", "ticket": "INC-77"});
-    let (status, pending) = http(&rt, "POST", "/requests", Some(production), Some(&alice())).await;
+    let (status, pending) = setup
+        .http(&rt, "POST", "/requests", Some(production), Some(&alice()))
+        .await;
     assert_eq!(
         (status, pending["status"].as_str()),
         (201, Some("pending")),
         "{pending}"
     );
     let id = pending["id"].as_str().unwrap().to_owned();
-    let (status, _) = http(&rt, "POST", "/requests", Some(staging), None).await;
-    assert_eq!(status, 401, "no authorizer claims, no identity");
-    let (status, shown) = http(&rt, "GET", &format!("/requests/{id}"), None, Some(&bob())).await;
+    let (status, _) = setup
+        .http(&rt, "POST", "/requests", Some(staging), None)
+        .await;
+    assert_eq!(status, 401, "no token, no identity");
+    let (status, shown) = setup
+        .http(&rt, "GET", &format!("/requests/{id}"), None, Some(&bob()))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(shown["events"].as_array().unwrap().len(), 1);
-    let (status, reviewable) =
-        http(&rt, "GET", "/requests?scope=reviewable", None, Some(&bob())).await;
+    let (status, reviewable) = setup
+        .http(&rt, "GET", "/requests?scope=reviewable", None, Some(&bob()))
+        .await;
     assert_eq!(status, 200);
     assert!(
         reviewable["items"]
@@ -182,14 +255,15 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
             .iter()
             .any(|i| i["id"] == id.as_str())
     );
-    let (status, _) = http(
-        &rt,
-        "POST",
-        &format!("/requests/{id}/approve"),
-        Some(json!({"digest": pending["digest"]})),
-        Some(&bob()),
-    )
-    .await;
+    let (status, _) = setup
+        .http(
+            &rt,
+            "POST",
+            &format!("/requests/{id}/approve"),
+            Some(json!({"digest": pending["digest"]})),
+            Some(&bob()),
+        )
+        .await;
     assert_eq!(status, 404, "approve is not a route of `requests`");
     assert!(requests.is_running());
     assert!(
@@ -204,41 +278,51 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     init_times.insert("reviews", init);
     let (status, _) = runtime_health(&rt).await;
     assert_eq!(status, 404);
-    let (status, approved) = http(
-        &rt,
-        "POST",
-        &format!("/requests/{id}/approve"),
-        Some(json!({"digest": pending["digest"]})),
-        Some(&bob()),
-    )
-    .await;
+    let (status, approved) = setup
+        .http(
+            &rt,
+            "POST",
+            &format!("/requests/{id}/approve"),
+            Some(json!({"digest": pending["digest"]})),
+            Some(&bob()),
+        )
+        .await;
     assert_eq!(
         (status, approved["status"].as_str()),
         (200, Some("active")),
         "{approved}"
     );
 
-    // credentials: requester only; the credentials work.
-    let (rt, credentials, init) = setup.start("credentials").await;
+    // credentials: requester only (anyone else: as if there were no such
+    // request); the credentials work; and the function never reaches a
+    // control role (the template gives it none), only the target role.
+    let sts = StsProxy::start(&setup.endpoint).await;
+    let (rt, credentials, init) = setup
+        .start_with("credentials", &[("AWS_ENDPOINT_URL_STS", &sts.endpoint())])
+        .await;
     init_times.insert("credentials", init);
-    let (status, _) = http(
-        &rt,
-        "POST",
-        &format!("/requests/{id}/credentials"),
-        Some(json!({})),
-        Some(&bob()),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (status, creds) = http(
-        &rt,
-        "POST",
-        &format!("/requests/{id}/credentials"),
-        Some(json!({})),
-        Some(&alice()),
-    )
-    .await;
+    let (status, _) = setup
+        .http(
+            &rt,
+            "POST",
+            &format!("/requests/{id}/credentials"),
+            Some(json!({})),
+            Some(&bob()),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, creds) = setup
+        .http(
+            &rt,
+            "POST",
+            &format!("/requests/{id}/credentials"),
+            Some(json!({})),
+            Some(&alice()),
+        )
+        .await;
     assert_eq!(status, 200, "{creds}");
+    assert!(sts.control_session_calls().is_empty());
+    assert_eq!(sts.assume_role_calls().len(), 1);
     let arn = caller_arn(&setup.endpoint, &creds).await;
     assert_eq!(
         arn,
@@ -256,14 +340,15 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     // revocations: an SRE ends the grant; the deny statement is on the role.
     let (rt, _revocations, init) = setup.start("revocations").await;
     init_times.insert("revocations", init);
-    let (status, revoked) = http(
-        &rt,
-        "POST",
-        &format!("/requests/{id}/revoke"),
-        Some(json!({"reason": "done"})),
-        Some(&bob()),
-    )
-    .await;
+    let (status, revoked) = setup
+        .http(
+            &rt,
+            "POST",
+            &format!("/requests/{id}/revoke"),
+            Some(json!({"reason": "done"})),
+            Some(&bob()),
+        )
+        .await;
     assert_eq!(
         (status, revoked["status"].as_str()),
         (200, Some("revoked")),
@@ -283,11 +368,14 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     assert!(doc.policy_document().contains(&format!("tollgate-{id}")));
 
     // expiry: a scheduled event sweeps what is due, once.
-    let store = Store::new(clients.dynamodb.clone(), setup.table.clone(), 400 * 86_400);
+    let store = clients
+        .store(setup.table.clone(), 400 * 86_400)
+        .await
+        .unwrap();
     let now = Timestamp::now();
     let overdue = seed(&store, "ProductionOperator", false, now.plus(-2 * 86_400)).await;
     let ended = seed(&store, "StagingDeveloper", true, now.plus(-7200)).await;
-    let (rt, _expiry, init) = setup.start("expiry").await;
+    let (rt, expiry, init) = setup.start("expiry").await;
     init_times.insert("expiry", init);
     let report = rt
         .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
@@ -313,6 +401,9 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
         (Some(0), Some(0)),
         "{again}"
     );
+    // One SweepRuns datapoint per completed sweep: the alarm that says the
+    // sweep is not running treats a missing one as breaching.
+    assert_eq!(sweep_runs(&expiry.stdout()), 2);
 
     for name in FUNCTIONS {
         eprintln!("init time {name}: {:?}", init_times[name]);
@@ -411,7 +502,7 @@ async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
     let mut env = setup.env();
     // A table that does not exist: the sweep's first read fails.
     env.push(("TOLLGATE_TABLE".into(), unique_name("missing")));
-    let _process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    let process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
     match runtime
         .invoke(fixture("eventbridge-scheduled.json"), INVOKE_TIMEOUT)
         .await
@@ -425,6 +516,20 @@ async fn an_expiry_error_is_reported_to_the_runtime_as_an_invocation_error() {
         }
         Outcome::Response(r) => panic!("the sweep succeeded on a missing table: {r}"),
     }
+    assert_eq!(
+        sweep_runs(&process.stdout()),
+        0,
+        "a failed sweep is not a run"
+    );
+}
+
+/// How many SweepRuns EMF datapoints a function wrote to stdout.
+fn sweep_runs(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["SweepRuns"] == 1 && l["Operation"] == "sweep")
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -488,14 +593,15 @@ async fn deployed_settings_come_from_secrets_manager_and_page_tokens_survive_col
     let production = json!({"role_arn": role("ProductionOperator"), "duration_seconds": 900,
                             "reason": "settings test", "ticket": "INC-5"});
     for _ in 0..3 {
-        let (status, _) = http(
-            &first,
-            "POST",
-            "/requests",
-            Some(production.clone()),
-            Some(&alice()),
-        )
-        .await;
+        let (status, _) = setup
+            .http(
+                &first,
+                "POST",
+                "/requests",
+                Some(production.clone()),
+                Some(&alice()),
+            )
+            .await;
         assert_eq!(status, 201);
     }
     // The webhook from the secret got each pending request, signed with its secret.
@@ -512,29 +618,33 @@ async fn deployed_settings_come_from_secrets_manager_and_page_tokens_survive_col
         tollgate::api::notify::signature(&"from-secrets-manager".to_owned().into(), ts, body)
     );
     // A page token from one instance opens in another with the same key...
-    let (_, page) = http(&first, "GET", "/requests?limit=1", None, Some(&alice())).await;
+    let (_, page) = setup
+        .http(&first, "GET", "/requests?limit=1", None, Some(&alice()))
+        .await;
     let token = page["next_token"].as_str().unwrap().to_owned();
     let (second, _p2) = start(true).await;
-    let (status, next) = http(
-        &second,
-        "GET",
-        &format!("/requests?limit=1&next_token={token}"),
-        None,
-        Some(&alice()),
-    )
-    .await;
+    let (status, next) = setup
+        .http(
+            &second,
+            "GET",
+            &format!("/requests?limit=1&next_token={token}"),
+            None,
+            Some(&alice()),
+        )
+        .await;
     assert_eq!(status, 200, "{next}");
     assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
     // ...but not in one without it (a random key per process).
     let (third, _p3) = start(false).await;
-    let (status, refused) = http(
-        &third,
-        "GET",
-        &format!("/requests?limit=1&next_token={token}"),
-        None,
-        Some(&alice()),
-    )
-    .await;
+    let (status, refused) = setup
+        .http(
+            &third,
+            "GET",
+            &format!("/requests?limit=1&next_token={token}"),
+            None,
+            Some(&alice()),
+        )
+        .await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
         (400, Some("invalid_page_token"))
@@ -584,4 +694,172 @@ async fn caller_arn(endpoint: &str, creds: &Value) -> String {
         .arn()
         .unwrap_or_default()
         .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_invoke_with_forged_authorizer_claims_gets_nowhere() {
+    let setup = Setup::new().await;
+    let (rt, _requests, _) = setup.start("requests").await;
+    let staging = json!({"role_arn": role("StagingDeveloper"), "duration_seconds": 900,
+                         "reason": "forged claims"});
+    // What a principal allowed to invoke the function directly can forge.
+    let forged = user("mallory", &["developers", "sre"], true, &[]);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "mallory", "iss": setup.issuer.issuer(), "aud": AUDIENCE, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"guessable"),
+    )
+    .unwrap();
+    let mut expired = forged.clone();
+    expired["exp"] = json!(now - 3600);
+    let mut other_audience = forged.clone();
+    other_audience["aud"] = json!("another-app");
+    let mut other_issuer = forged.clone();
+    other_issuer["iss"] = json!("https://idp.example.com/");
+    let refused = [
+        ("claims alone", None),
+        (
+            "a token signed by an unpublished key under a published kid",
+            Some(setup.issuer.forged_token("k1", &forged)),
+        ),
+        ("an HS256 token", Some(hs256)),
+        ("an expired token", Some(setup.issuer.token("k1", &expired))),
+        (
+            "another audience",
+            Some(setup.issuer.token("k1", &other_audience)),
+        ),
+        (
+            "another issuer",
+            Some(setup.issuer.token("k1", &other_issuer)),
+        ),
+        ("not a token", Some("not.a.token".to_owned())),
+    ];
+    for (what, token) in refused {
+        let (status, body) = setup
+            .send(
+                &rt,
+                "POST",
+                "/requests",
+                Some(staging.clone()),
+                Some(&forged),
+                token.as_deref(),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{what}: {body}"
+        );
+    }
+    // A valid token for alice with claims forged for mallory: alice asks.
+    let token = setup.issuer.token("k1", &alice());
+    let (status, created) = setup
+        .send(
+            &rt,
+            "POST",
+            "/requests",
+            Some(staging),
+            Some(&forged),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["requester"]["sub"], "alice");
+    assert_eq!(
+        created["requester"]["groups"],
+        json!(["developers", "oncall"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_issuers_keys_are_cached_refreshed_for_a_new_key_and_not_for_every_unknown_one() {
+    let setup = Setup::new().await;
+    let (rt, _requests, _) = setup.start("requests").await;
+    assert_eq!(setup.issuer.fetches(), (0, 0), "nothing fetched at start");
+    for _ in 0..3 {
+        let (status, body) = setup
+            .http(&rt, "GET", "/requests?scope=mine", None, Some(&alice()))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(setup.issuer.fetches(), (1, 1), "fetched once, then cached");
+    // The issuer rotates: a token under the new key makes one refresh.
+    setup.issuer.rotate("k2");
+    let token = setup.issuer.token("k2", &alice());
+    let (status, body) = setup
+        .send(
+            &rt,
+            "GET",
+            "/requests?scope=mine",
+            None,
+            Some(&alice()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(setup.issuer.fetches(), (2, 2));
+    // Made-up key ids right after: refused without asking the issuer again.
+    for kid in ["k3", "k4", "k5"] {
+        let token = setup.issuer.forged_token(kid, &alice());
+        let (status, _) = setup
+            .send(
+                &rt,
+                "GET",
+                "/requests?scope=mine",
+                None,
+                Some(&alice()),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 401, "{kid}");
+    }
+    assert_eq!(setup.issuer.fetches(), (2, 2), "refreshes are rate-limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_reach_the_policies_exactly_as_the_token_holds_them_or_not_at_all() {
+    let setup = Setup::new().await;
+    let (rt, _requests, _) = setup.start("requests").await;
+    let staging = json!({"role_arn": role("StagingDeveloper"), "duration_seconds": 900,
+                         "reason": "groups"});
+    let spaced = user(
+        "alice",
+        &["developers", "Data Engineers", "not admins"],
+        true,
+        &[],
+    );
+    let (status, created) = setup
+        .http(
+            &rt,
+            "POST",
+            "/requests",
+            Some(staging.clone()),
+            Some(&spaced),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["requester"]["groups"],
+        json!(["Data Engineers", "developers", "not admins"])
+    );
+    let many: Vec<String> = (0..100).map(|i| format!("team-{i}")).collect();
+    let mut too_many = alice();
+    too_many["groups"] = json!([many, vec!["developers".to_owned()]].concat());
+    let mut too_long = alice();
+    too_long["groups"] = json!(["developers", "x".repeat(257)]);
+    let mut not_text = alice();
+    not_text["groups"] = json!(["developers", 42]);
+    for (what, who, says) in [
+        ("101 groups", too_many, "at most 100"),
+        ("a group of 257 characters", too_long, "257 characters"),
+        ("a numeric group", not_text, "not a string"),
+    ] {
+        let (status, body) = setup
+            .http(&rt, "POST", "/requests", Some(staging.clone()), Some(&who))
+            .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{what}: {message}");
+    }
 }

@@ -140,7 +140,20 @@ function outcome(d) {
   };
   return [
     h('p', { class: `outcome outcome-${d.outcome}` }, words[d.outcome] ?? d.outcome),
-    h('p', {}, `Longest allowed for this role: ${formatDuration(d.max_duration_seconds)}.`),
+    h('p', {}, longest(d)),
     decisionList(d.decision),
   ];
+}
+
+// The longest grant policies allow for this request, and what sets it
+// (`duration_limit` of the dry run; null: none as it stands).
+function longest(d) {
+  const l = d.duration_limit;
+  if (!l) return 'No duration is allowed for this request as it stands.';
+  const by = {
+    policy: `policy ${l.policy}`,
+    role_tag: `the role's ${l.tag} tag`,
+    ceiling: "the broker's ceiling",
+  }[l.source] ?? l.source;
+  return `Longest allowed for this request: ${formatDuration(l.seconds)} (set by ${by}).`;
 }

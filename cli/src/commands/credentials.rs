@@ -1,7 +1,7 @@
 //! `tollgate credentials`: STS credentials for an active grant, by request id
 //! or by role, as `credential_process` JSON, shell exports or JSON, reusing
 //! the per-user cache while the credentials and the grant last (checked
-//! with one read of the grant; see `still_granted`).
+//! with one read of the grant; see `confirm_cached`).
 
 use super::Ctx;
 use crate::args::{CredentialFormat, CredentialsArgs};
@@ -44,7 +44,7 @@ pub async fn run(
         CredentialCache::from_env(&|k| (ctx.env)(k))
     };
     let caller = cache::caller_key(token.expose_secret());
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let client = Client::new(url.clone(), &token)?;
 
     if let Some(cache) = &cache {
@@ -54,12 +54,11 @@ pub async fn run(
             (None, None) => Ok(None),
         };
         match hit {
-            Ok(Some(entry)) => {
-                if still_granted(&client, &entry, now).await {
-                    return Ok(print(out, format, &entry)?);
-                }
-                cache.remove(url.as_str(), &caller, entry.request_id);
-            }
+            Ok(Some(entry)) => match confirm_cached(&client, &entry, now).await {
+                Cached::Serve => return print_noted(out, format, &entry),
+                Cached::Drop => cache.remove(url.as_str(), &caller, entry.request_id),
+                Cached::Refused(e) => return Err(e),
+            },
             Ok(None) => {}
             Err(e) => eprintln!("warning: not using the credential cache: {e}"),
         }
@@ -82,27 +81,67 @@ pub async fn run(
     mint_and_print(ctx, &client, &token, &req, opts, out).await
 }
 
+/// What to do with cached credentials, once the broker was asked.
+#[derive(Debug)]
+enum Cached {
+    /// Hand them out: the grant is active, or the broker cannot be reached.
+    Serve,
+    /// Forget them: the grant has ended, was revoked, or is unknown.
+    Drop,
+    /// Do not hand them out, and say why: the broker answered with an error.
+    Refused(CliError),
+}
+
 /// Whether cached credentials may still be handed out: one read of their
 /// request (no new STS session, no audit event). A grant the broker says was
 /// revoked, has ended, or no longer exists (another broker at the same URL)
-/// is not served: its credentials would only meet the role's deny
-/// statement, and a newer grant for the role would be hidden behind them.
-/// When the broker cannot answer within [`CONFIRM_TIMEOUT`], the cached
-/// credentials are served, so AWS clients keep working through a broker
-/// outage.
-async fn still_granted(client: &Client, entry: &CachedEntry, now: Timestamp) -> bool {
+/// is dropped: its credentials would only meet the role's deny statement,
+/// and a newer grant for the role would be hidden behind them.
+///
+/// INVARIANT: cached credentials are served without the broker's word only
+/// when the broker cannot be reached at all (connection refused, no answer
+/// within [`CONFIRM_TIMEOUT`], a name that does not resolve), so AWS clients
+/// keep working through an outage. Any answer from it that is not a
+/// request (401, 403, 404, 429, 5xx) serves nothing: a broker that refuses
+/// the caller or fails is not an outage the cache may paper over.
+async fn confirm_cached(client: &Client, entry: &CachedEntry, now: Timestamp) -> Cached {
     let read = tokio::time::timeout(CONFIRM_TIMEOUT, client.get(entry.request_id)).await;
-    let code = match read.map(|r| r.and_then(|v| parse_request(&v))) {
-        Ok(Ok(req)) => return req.effective_status(now) == Status::Active,
-        Ok(Err(e)) if e.exit == Exit::NotFound => return false,
-        Ok(Err(e)) => e.code,
-        Err(_) => "timed_out".to_owned(),
+    let outcome = match read {
+        Ok(answer) => answer.and_then(|v| parse_request(&v)),
+        Err(_) => {
+            return unreachable_warning(
+                entry,
+                &format!("no answer within {} s", CONFIRM_TIMEOUT.as_secs()),
+            );
+        }
     };
+    match outcome {
+        Ok(req) if req.effective_status(now) == Status::Active => Cached::Serve,
+        Ok(_) => Cached::Drop,
+        Err(e) if e.exit == Exit::NotFound => Cached::Drop,
+        Err(e) if e.code == crate::client::UNREACHABLE => unreachable_warning(entry, &e.message),
+        Err(e) => Cached::Refused(CliError {
+            message: format!(
+                "cached credentials for grant {} were not used: {}",
+                entry.request_id, e.message
+            ),
+            hint: Some(
+                "cached credentials are only used when the broker cannot be reached at all"
+                    .to_owned()
+                    + &e.hint.map_or_else(String::new, |h| format!("\n{h}")),
+            ),
+            ..e
+        }),
+    }
+}
+
+fn unreachable_warning(entry: &CachedEntry, why: &str) -> Cached {
     eprintln!(
-        "warning: cannot confirm grant {} with the broker ({code}); using cached credentials",
-        entry.request_id
+        "warning: cannot reach the broker to confirm grant {} ({}); using cached credentials",
+        entry.request_id,
+        crate::output::clean(why)
     );
-    true
+    Cached::Serve
 }
 
 /// How long a cache hit waits for the broker to confirm its grant. An AWS
@@ -120,15 +159,20 @@ pub async fn mint_and_print(
     opts: MintOptions,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let status = req.effective_status(now);
     let Some(window_end) = req.window_end.filter(|_| status == Status::Active) else {
+        let hint = if status == Status::Pending {
+            format!("wait for it with `tollgate wait {} --credentials`", req.id)
+        } else {
+            request_hint(client, &req.role_arn).await
+        };
         return Err(CliError::new(
             Exit::Conflict,
             "not_active",
             format!("request {} is {status}, not active", req.id),
         )
-        .with_hint(request_hint(&req.role_arn)));
+        .with_hint(hint));
     };
     let credentials = client.credentials(req.id).await?;
     let entry = CachedEntry {
@@ -146,19 +190,20 @@ pub async fn mint_and_print(
             eprintln!("warning: credentials not cached: {e}");
         }
     }
-    Ok(print(out, opts.format, &entry)?)
+    print_noted(out, opts.format, &entry)
 }
 
-/// Finds the caller's active grant for `role`: the one whose window ends last.
+/// Finds the caller's active grant for `role`: the one whose window ends
+/// last. Without one, the error names a pending request for the role, or
+/// says what request policy would take.
 pub async fn active_grant_for_role(
     client: &Client,
     role: &RoleArn,
     now: Timestamp,
 ) -> Result<AccessRequest, CliError> {
-    let (items, _) =
-        super::requests::collect_pages(client, Scope::Mine, Some("active"), 1000).await?;
+    let listing = super::requests::collect_pages(client, Scope::Mine, Some("active"), 1000).await?;
     let mut best: Option<AccessRequest> = None;
-    for item in &items {
+    for item in &listing.items {
         let req = parse_request(item)?;
         if &req.role_arn != role || req.effective_status(now) != Status::Active {
             continue;
@@ -167,17 +212,91 @@ pub async fn active_grant_for_role(
             best = Some(req);
         }
     }
-    best.ok_or_else(|| {
-        CliError::new(
+    if let Some(best) = best {
+        return Ok(best);
+    }
+    let pending = super::requests::collect_pages(client, Scope::Mine, Some("pending"), 1000)
+        .await?
+        .items
+        .iter()
+        .map(parse_request)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|r| &r.role_arn == role && r.effective_status(now) == Status::Pending);
+    Err(match pending {
+        Some(p) => CliError::new(
+            Exit::NotFound,
+            "grant_pending",
+            format!(
+                "you have no active grant for role `{role}`: request {} for it waits for \
+                 approval ({} of {} approvals)",
+                p.id,
+                p.approvals.len(),
+                p.approvals_required
+            ),
+        )
+        .with_hint(format!(
+            "wait for it with `tollgate wait {} --credentials`",
+            p.id
+        )),
+        None => CliError::new(
             Exit::NotFound,
             "no_active_grant",
             format!("you have no active grant for role `{role}`"),
         )
-        .with_hint(request_hint(role))
+        .with_hint(request_hint(client, role).await),
     })
 }
 
-fn request_hint(role: &RoleArn) -> String {
+/// The `tollgate request` command for `role` that policy would take now,
+/// found by dry runs: with a ticket only if one is needed, no longer than
+/// the longest grant allowed, `--wait` unless it would be active at once.
+/// When no such request would be allowed, says how to see why.
+async fn request_hint(client: &Client, role: &RoleArn) -> String {
+    const WHY: &str = "<why>";
+    let ask = |ticket: Option<&'static str>| async move {
+        let body = super::requests::request_body(role, "1h", WHY, ticket, None).ok()?;
+        let answer = client.dry_run(&body).await.ok()?;
+        Some((
+            super::requests::decision_allowed(&answer) == Some(true),
+            answer,
+        ))
+    };
+    let (ticket, answer) = match ask(None).await {
+        Some((true, answer)) => (None, answer),
+        Some((false, _)) => match ask(Some("TICKET-1")).await {
+            Some((true, answer)) => (Some("--ticket '<ticket>' "), answer),
+            Some((false, denied)) => {
+                let by = denied["decision"]["forbidden_by"][0]["id"]
+                    .as_str()
+                    .map_or_else(String::new, |p| format!(" (forbidden by {p})"));
+                return format!(
+                    "policy would not allow a request for this role now{by}; see why with \
+                     `tollgate explain --role {role} --duration 1h --ticket <ticket>`"
+                );
+            }
+            None => return generic_request_hint(role),
+        },
+        None => return generic_request_hint(role),
+    };
+    let longest = answer["max_duration_seconds"].as_u64().unwrap_or(3600);
+    let duration = tollgate::domain::format_seconds(longest.min(3600));
+    let wait = if answer["outcome"] == "active" {
+        ""
+    } else {
+        " --wait"
+    };
+    format!(
+        "request one with: tollgate request --role {role} --duration {duration} \
+         --reason '{WHY}' {ticket}{wait}",
+        ticket = ticket.unwrap_or_default()
+    )
+    .replace("  ", " ")
+    .trim_end()
+    .to_owned()
+}
+
+fn generic_request_hint(role: &RoleArn) -> String {
     format!(
         "request one with: tollgate request --role {role} --duration 1h --reason '<why>' --wait"
     )
@@ -187,6 +306,42 @@ fn request_hint(role: &RoleArn) -> String {
 /// they come back for fresh credentials (or a clear error) when it ends.
 pub fn reported_expiration(entry: &CachedEntry) -> Timestamp {
     entry.credentials.expiration.min(entry.window_end)
+}
+
+/// Prints credentials, and for `--format env` says when they expire before
+/// the grant does: the exported variables do not refresh themselves.
+fn print_noted(
+    out: &mut dyn Write,
+    format: CredentialFormat,
+    entry: &CachedEntry,
+) -> Result<(), CliError> {
+    print(out, format, entry)?;
+    if format == CredentialFormat::Env
+        && let Some(note) = expiry_note(entry, Timestamp::now(), crate::clock::now())
+    {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Credentials that end more than a minute before their grant: AWS caps a
+/// role-chained session at one hour, so a longer grant needs fresh ones.
+/// Their expiration is on the system clock (`now`), the grant's end on the
+/// broker's (`broker_now`): the two differ under a development clock.
+pub fn expiry_note(entry: &CachedEntry, now: Timestamp, broker_now: Timestamp) -> Option<String> {
+    let left = entry.credentials.expiration.seconds_since(now);
+    let grant_left = entry.window_end.seconds_since(broker_now);
+    (left + 60 < grant_left).then(|| {
+        format!(
+            "note: these credentials expire in {}, before your grant ends in {}: AWS limits \
+             role-chained sessions to 1 hour. Run `tollgate credentials {} --format env` again \
+             then, or use a credential_process profile (see `tollgate --help`), which the AWS \
+             CLI and SDKs refresh by themselves",
+            crate::output::human_seconds(left),
+            crate::output::human_seconds(grant_left),
+            entry.request_id
+        )
+    })
 }
 
 /// Quotes a value for a POSIX shell.
@@ -329,6 +484,55 @@ mod tests {
              export AWS_SECRET_ACCESS_KEY='se'\\''cret'\n\
              export AWS_SESSION_TOKEN='tok'\n\
              export AWS_CREDENTIAL_EXPIRATION='2026-11-18T12:06:40Z'\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broker_name_that_does_not_resolve_is_an_outage_and_serves_the_cache() {
+        let client = Client::new(
+            reqwest::Url::parse("https://tollgate.invalid/").unwrap(),
+            &SecretString::from("t"),
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        let e = entry(now.plus(3600).unix(), now.plus(7200).unix());
+        assert!(matches!(
+            confirm_cached(&client, &e, now).await,
+            Cached::Serve
+        ));
+    }
+
+    #[test]
+    fn env_users_are_told_when_credentials_end_before_the_grant() {
+        let now = Timestamp::from_unix(1_795_000_000);
+        // A 2h grant: STS gave one hour.
+        let e = entry(1_795_003_600, 1_795_007_200);
+        let note = expiry_note(&e, now, now).unwrap();
+        assert!(
+            note.starts_with(
+                "note: these credentials expire in 1h, before your grant ends in 2h: AWS limits"
+            ),
+            "{note}"
+        );
+        assert!(note.contains(&format!(
+            "tollgate credentials {} --format env",
+            e.request_id
+        )));
+        assert!(note.contains("credential_process"));
+        // Ending with the grant (within a minute): nothing to say.
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_003_650), now, now),
+            None
+        );
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_001_000), now, now),
+            None
+        );
+        // Under a development clock 10h ahead, a 1h grant is no longer than its credentials.
+        let ahead = now.plus(36_000);
+        assert_eq!(
+            expiry_note(&entry(1_795_003_600, 1_795_039_600), now, ahead),
+            None
         );
     }
 

@@ -1,6 +1,8 @@
 //! Local development against the AWS emulator: `tollgate local provision`
-//! creates, on `AWS_ENDPOINT_URL`, the table in the broker's account and the
-//! control role and example roles in the two local target accounts.
+//! Local development against the AWS emulator: `tollgate local provision`
+//! creates, on `AWS_ENDPOINT_URL`, the table in the broker's account, the
+//! control role and example roles in the two local target accounts, and the
+//! audit key.
 
 use super::Env;
 use crate::args::ProvisionArgs;
@@ -73,6 +75,10 @@ pub async fn provision(
     let done = tollgate::aws::provision(&dynamodb, &iam, &sts, &table)
         .await
         .map_err(|e| aws_error(&e))?;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let audit_key = tollgate::aws::ensure_audit_key(&kms, tollgate::aws::DEFAULT_AUDIT_KEY)
+        .await
+        .map_err(|e| aws_error(&e))?;
     match format {
         OutputFormat::Json => write_json(
             out,
@@ -83,6 +89,8 @@ pub async fn provision(
                 "broker_account": tollgate::aws::LOCAL_BROKER_ACCOUNT,
                 "control_roles": done.control_roles,
                 "roles": done.roles,
+                "audit_key": audit_key,
+                "audit_key_alias": tollgate::aws::DEFAULT_AUDIT_KEY,
             }),
         )?,
         OutputFormat::Table => {
@@ -96,6 +104,11 @@ pub async fn provision(
                 "table {} {what} at {endpoint} (broker account {})",
                 done.table,
                 tollgate::aws::LOCAL_BROKER_ACCOUNT
+            )?;
+            writeln!(
+                out,
+                "audit key {audit_key} ({})",
+                tollgate::aws::DEFAULT_AUDIT_KEY
             )?;
             let mut t = Table::new(&["ACCOUNT", "ROLE"]);
             for role in done.control_roles.iter().chain(&done.roles) {

@@ -2,7 +2,9 @@
 //! `approve`, `deny`, `cancel`, `revoke` and the online `explain` dry run.
 
 use super::Ctx;
-use crate::args::{ApproveArgs, DenyArgs, ExplainArgs, IdArg, ListArgs, RequestArgs, RevokeArgs};
+use crate::args::{
+    ApproveArgs, DenyArgs, ExplainArgs, IdArg, ListArgs, RequestArgs, RevokeArgs, WaitArgs,
+};
 use crate::client::{Client, Scope};
 use crate::error::{CliError, Exit};
 use crate::model::{self, parse_events, parse_page, parse_request};
@@ -11,7 +13,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal, Write};
 use tollgate::domain::{
     AccessRequest, Actor, Event, EventKind, GrantDuration, IdempotencyKey, Reason, RequestId,
-    SessionPolicy, Status, Ticket, Timestamp,
+    SessionPolicy, Status, Ticket, Timestamp, format_seconds,
 };
 
 /// Longest duration the CLI sends; the broker applies the real ceiling.
@@ -28,7 +30,10 @@ pub fn request_body(
     ticket: Option<&str>,
     session_policy: Option<&str>,
 ) -> Result<Value, CliError> {
-    let duration = GrantDuration::parse(duration, LOCAL_DURATION_CEILING)?;
+    let duration = GrantDuration::new(
+        crate::args::duration_with_unit("--duration", duration)?,
+        LOCAL_DURATION_CEILING,
+    )?;
     let reason = Reason::parse(reason)?;
     let mut body = json!({
         "role_arn": role.as_str(),
@@ -60,7 +65,8 @@ pub fn request_body(
     Ok(body)
 }
 
-/// `tollgate request`.
+/// `tollgate request`. The same request already pending (role, duration,
+/// reason, ticket and session policy) is reused unless `--new` is given.
 pub async fn request(
     ctx: &mut Ctx<'_>,
     args: &RequestArgs,
@@ -78,63 +84,148 @@ pub async fn request(
         .as_deref()
         .map(IdempotencyKey::parse)
         .transpose()?;
-    let timeout = if args.wait || args.credentials {
-        let secs = tollgate::domain::parse_seconds(&args.timeout)?;
-        Some(std::time::Duration::from_secs(secs))
-    } else {
-        None
-    };
+    let waiting = (args.wait || args.then.credentials)
+        .then(|| wait_timeout(&args.then.timeout))
+        .transpose()?;
     let format = ctx.output();
     let (client, token) = ctx.client().await?;
-    let created = client
-        .create(&body, key.as_ref().map(IdempotencyKey::as_str))
-        .await?;
-    let req = parse_request(&created)?;
-    let now = Timestamp::now();
-
-    let Some(timeout) = timeout else {
-        return match format {
-            OutputFormat::Json => Ok(write_json(out, &created)?),
-            OutputFormat::Table => {
-                write_request(out, &req, now)?;
-                if req.effective_status(now) == Status::Pending {
-                    eprintln!(
-                        "waiting for approval; follow it with `tollgate show {id}`, withdraw it with `tollgate cancel {id}`",
-                        id = req.id
-                    );
-                }
-                Ok(())
-            }
-        };
-    };
-
-    let final_value = if req.effective_status(now) == Status::Pending {
-        if format == OutputFormat::Table {
-            eprintln!("request {} is pending: {}", req.id, approvals_line(&req));
-        }
-        crate::wait::wait_for_decision(&client, req.id, timeout).await?
+    let same = if args.new {
+        None
     } else {
-        created
+        same_pending(&client, &body).await?
     };
-    let req = parse_request(&final_value)?;
-    let now = Timestamp::now();
-    check_decided_active(&req, now)?;
-    if args.credentials {
-        let format = args.format.unwrap_or(match format {
+    let answer = match same {
+        Some(existing) => {
+            let req = parse_request(&existing)?;
+            eprintln!(
+                "request {} asks for the same and is already pending (asked {}); using it \
+                 (--new asks again)",
+                req.id,
+                output::relative(req.created_at, crate::clock::now())
+            );
+            existing
+        }
+        None => {
+            client
+                .create(&body, key.as_ref().map(IdempotencyKey::as_str))
+                .await?
+        }
+    };
+    let req = parse_request(&answer)?;
+    let now = crate::clock::now();
+
+    let Some(timeout) = waiting else {
+        match format {
+            OutputFormat::Json => write_json(out, &answer)?,
+            OutputFormat::Table => write_request(out, &req, now)?,
+        }
+        if req.effective_status(now) == Status::Pending {
+            eprintln!("{}", pending_hint(req.id));
+        }
+        return Ok(());
+    };
+    let credentials = mint_options(&args.then, format);
+    await_decision(ctx, &client, &token, answer, timeout, credentials, out).await
+}
+
+/// `tollgate wait`: waits for a decision on a request, then prints it (or
+/// credentials), exactly as `request --wait` does.
+pub async fn wait(ctx: &mut Ctx<'_>, args: &WaitArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let timeout = wait_timeout(&args.then.timeout)?;
+    let format = ctx.output();
+    let (client, token) = ctx.client().await?;
+    let answer = client.get(args.id).await?;
+    let credentials = mint_options(&args.then, format);
+    await_decision(ctx, &client, &token, answer, timeout, credentials, out).await
+}
+
+/// How to print credentials once active, when asked for them.
+fn mint_options(
+    then: &crate::args::WaitOptions,
+    format: OutputFormat,
+) -> Option<super::credentials::MintOptions> {
+    then.credentials.then(|| super::credentials::MintOptions {
+        format: then.format.unwrap_or(match format {
             OutputFormat::Json => crate::args::CredentialFormat::Json,
             OutputFormat::Table => crate::args::CredentialFormat::Env,
-        });
-        let opts = super::credentials::MintOptions {
-            format,
-            no_cache: args.no_cache,
-        };
-        return super::credentials::mint_and_print(ctx, &client, &token, &req, opts, out).await;
+        }),
+        no_cache: then.no_cache,
+    })
+}
+
+/// What to tell the requester of a pending request.
+pub fn pending_hint(id: RequestId) -> String {
+    format!(
+        "request {id} waits for approval: wait for it with `tollgate wait {id}`, \
+         withdraw it with `tollgate cancel {id}`"
+    )
+}
+
+fn wait_timeout(input: &str) -> Result<std::time::Duration, CliError> {
+    let secs = crate::args::duration_with_unit("--timeout", input)?;
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Waits while `answer` (the broker's request) is pending, then prints the
+/// active request, or credentials when `credentials` says how; a denial or
+/// any other end is an error.
+async fn await_decision(
+    ctx: &mut Ctx<'_>,
+    client: &Client,
+    token: &secrecy::SecretString,
+    answer: Value,
+    timeout: std::time::Duration,
+    credentials: Option<super::credentials::MintOptions>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let format = ctx.output();
+    let req = parse_request(&answer)?;
+    let answer = if req.effective_status(crate::clock::now()) == Status::Pending {
+        if format == OutputFormat::Table {
+            eprintln!(
+                "request {} is pending: {}",
+                req.id,
+                clean(&approvals_line(&req))
+            );
+        }
+        crate::wait::wait_for_decision(client, req.id, timeout).await?
+    } else {
+        answer
+    };
+    let req = parse_request(&answer)?;
+    let now = crate::clock::now();
+    check_decided_active(&req, now)?;
+    if let Some(opts) = credentials {
+        return super::credentials::mint_and_print(ctx, client, token, &req, opts, out).await;
     }
     match format {
-        OutputFormat::Json => write_json(out, &final_value)?,
+        OutputFormat::Json => write_json(out, &answer)?,
         OutputFormat::Table => write_request(out, &req, now)?,
     }
     Ok(())
+}
+
+/// The caller's pending request that asks exactly what `body` asks, if any.
+async fn same_pending(client: &Client, body: &Value) -> Result<Option<Value>, CliError> {
+    let listing = collect_pages(client, Scope::Mine, Some("pending"), 100).await?;
+    let wanted = |r: &AccessRequest| {
+        Some(r.role_arn.as_str()) == body["role_arn"].as_str()
+            && Some(u64::from(r.duration.seconds())) == body["duration_seconds"].as_u64()
+            && Some(r.reason.as_str()) == body["reason"].as_str()
+            && r.ticket.as_ref().map(Ticket::as_str) == body["ticket"].as_str()
+            && r.session_policy
+                .as_ref()
+                .map_or(Value::Null, |p| serde_json::to_value(p).unwrap_or_default())
+                == body["session_policy"]
+    };
+    let now = crate::clock::now();
+    for item in listing.items {
+        let r = parse_request(&item)?;
+        if r.effective_status(now) == Status::Pending && wanted(&r) {
+            return Ok(Some(item));
+        }
+    }
+    Ok(None)
 }
 
 /// After waiting: the request must be active, or the wait failed.
@@ -169,67 +260,98 @@ pub async fn list(ctx: &mut Ctx<'_>, args: &ListArgs, out: &mut dyn Write) -> Re
     let (client, _) = ctx.client().await?;
     let (scope, status) = if args.pending {
         (Scope::Reviewable, Some("pending"))
+    } else if args.active {
+        (Scope::Revocable, Some("active"))
     } else {
         (Scope::Mine, args.status.as_deref())
     };
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
-    let (items, more) = collect_pages(&client, scope, status, limit).await?;
+    let listing = collect_pages(&client, scope, status, limit).await?;
     match format {
-        OutputFormat::Json => write_json(out, &Value::Array(items))?,
+        OutputFormat::Json => write_json(out, &Value::Array(listing.items.clone()))?,
         OutputFormat::Table => {
-            let now = Timestamp::now();
-            let reqs = items
+            let now = crate::clock::now();
+            let reqs = listing
+                .items
                 .iter()
                 .map(parse_request)
                 .collect::<Result<Vec<_>, _>>()?;
             if reqs.is_empty() {
-                let what = if args.pending {
-                    "no requests are waiting for your review"
-                } else {
-                    "no requests"
-                };
-                eprintln!("{what}");
-            } else if args.pending {
-                pending_table(&reqs, now).write(out)?;
+                eprintln!(
+                    "{}",
+                    match scope {
+                        Scope::Reviewable => "no requests are waiting for your review",
+                        Scope::Revocable => "no active grants you may revoke",
+                        Scope::Mine => "no requests",
+                    }
+                );
             } else {
-                mine_table(&reqs, now).write(out)?;
+                match scope {
+                    Scope::Reviewable => pending_table(&reqs, &listing.items, now),
+                    Scope::Revocable => active_table(&reqs, now),
+                    Scope::Mine => mine_table(&reqs, now),
+                }
+                .write(out)?;
             }
-            if more {
+            if listing.more {
                 eprintln!("(showing the first {limit}; use --limit to see more)");
             }
         }
     }
+    if listing.awaiting_mfa > 0 {
+        let n = listing.awaiting_mfa;
+        eprintln!(
+            "{n} pending request{s} need{v} an approver signed in with multi-factor \
+             authentication: sign in again with MFA to review {them}",
+            s = if n == 1 { "" } else { "s" },
+            v = if n == 1 { "s" } else { "" },
+            them = if n == 1 { "it" } else { "them" },
+        );
+    }
     Ok(())
 }
 
-/// Follows pages of `GET /requests` until `limit` items; says whether more remain.
+/// What `collect_pages` gathered.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The items, as the broker sent them.
+    pub items: Vec<Value>,
+    /// Whether more remain beyond the limit.
+    pub more: bool,
+    /// Pending requests the caller could approve after signing in with MFA
+    /// (scope `reviewable`).
+    pub awaiting_mfa: u64,
+}
+
+/// Follows pages of `GET /requests` until `limit` items.
 pub async fn collect_pages(
     client: &Client,
     scope: Scope,
     status: Option<&str>,
     limit: usize,
-) -> Result<(Vec<Value>, bool), CliError> {
-    let mut items = Vec::new();
+) -> Result<Listing, CliError> {
+    let mut listing = Listing::default();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let want = u32::try_from(limit.saturating_sub(items.len())).unwrap_or(u32::MAX);
-        let page = parse_page(
-            &client
-                .list_page(scope, status, want, token.as_deref())
-                .await?,
-        )?;
-        items.extend(page.items);
-        if items.len() >= limit {
-            let more = items.len() > limit || page.next_token.is_some();
-            items.truncate(limit);
-            return Ok((items, more));
+        let want = u32::try_from(limit.saturating_sub(listing.items.len())).unwrap_or(u32::MAX);
+        let body = client
+            .list_page(scope, status, want, token.as_deref())
+            .await?;
+        listing.awaiting_mfa += body["awaiting_mfa"].as_u64().unwrap_or(0);
+        let page = parse_page(&body)?;
+        listing.items.extend(page.items);
+        if listing.items.len() >= limit {
+            listing.more = listing.items.len() > limit || page.next_token.is_some();
+            listing.items.truncate(limit);
+            return Ok(listing);
         }
         match page.next_token {
             Some(t) => token = Some(t),
-            None => return Ok((items, false)),
+            None => return Ok(listing),
         }
     }
-    Ok((items, true))
+    listing.more = true;
+    Ok(listing)
 }
 
 /// The role as a short label: `<account>:<path><name>`.
@@ -240,50 +362,97 @@ pub fn role_label(req: &AccessRequest) -> String {
 }
 
 fn mine_table(reqs: &[AccessRequest], now: Timestamp) -> Table {
-    let mut t = Table::new(&["ID", "STATUS", "ROLE", "DURATION", "UNTIL", "REASON"]);
+    let mut t = Table::new(&["ID", "STATUS", "ROLE", "DURATION", "WHEN", "REASON"]);
     for r in reqs {
-        let status = r.effective_status(now);
-        let until = match status {
-            Status::Active => r.window_end.map(|e| output::relative(e, now)),
-            Status::Pending => Some(format!(
-                "lapses {}",
-                output::relative(r.pending_deadline, now)
-            )),
-            _ => r
-                .closed_at
-                .or(r.window_end)
-                .map(|t| output::relative(t, now)),
-        };
         t.push(vec![
             r.id.to_string(),
-            status.to_string(),
+            r.effective_status(now).to_string(),
             role_label(r),
             r.duration.to_string(),
-            until.unwrap_or_default(),
+            when_column(r, now),
             truncate(r.reason.as_str(), 48),
         ]);
     }
     t
 }
 
-fn pending_table(reqs: &[AccessRequest], now: Timestamp) -> Table {
+/// What happens or happened when, in words that say which: `ends in 1h`,
+/// `lapses in 23h`, `expired 2h ago`, `revoked 5m ago`.
+fn when_column(r: &AccessRequest, now: Timestamp) -> String {
+    let status = r.effective_status(now);
+    let (verb, at) = match status {
+        Status::Active => ("ends", r.window_end),
+        Status::Pending => ("lapses", Some(r.pending_deadline)),
+        Status::Expired => ("expired", r.window_end.or(r.closed_at)),
+        Status::Lapsed => ("lapsed", Some(r.pending_deadline)),
+        Status::Denied => ("denied", r.closed_at),
+        Status::Cancelled => ("cancelled", r.closed_at),
+        Status::Revoked => ("revoked", r.closed_at),
+    };
+    at.map_or_else(String::new, |at| {
+        format!("{verb} {}", output::relative(at, now))
+    })
+}
+
+/// `list --pending`: what an approver needs to tell requests apart.
+/// `items` are the broker's answers, for `requester_active_grant`.
+fn pending_table(reqs: &[AccessRequest], items: &[Value], now: Timestamp) -> Table {
     let mut t = Table::new(&[
         "ID",
         "REQUESTER",
         "ROLE",
         "DURATION",
+        "TICKET",
+        "POLICY",
+        "HAS GRANT",
         "APPROVALS",
         "ASKED",
         "REASON",
     ]);
-    for r in reqs {
+    for (r, item) in reqs.iter().zip(items) {
+        let held = item["requester_active_grant"]["window_end"]
+            .as_str()
+            .and_then(Timestamp::parse_rfc3339)
+            .map_or_else(
+                || "no".to_owned(),
+                |end| format!("yes, ends {}", output::relative(end, now)),
+            );
         t.push(vec![
             r.id.to_string(),
             r.requester.sub.to_string(),
             role_label(r),
             r.duration.to_string(),
+            r.ticket
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            if r.session_policy.is_some() {
+                "narrowed".to_owned()
+            } else {
+                "-".to_owned()
+            },
+            held,
             format!("{}/{}", r.approvals.len(), r.approvals_required),
             output::relative(r.created_at, now),
+            truncate(r.reason.as_str(), 48),
+        ]);
+    }
+    t
+}
+
+/// `list --active`: grants the caller may revoke.
+fn active_table(reqs: &[AccessRequest], now: Timestamp) -> Table {
+    let mut t = Table::new(&["ID", "REQUESTER", "ROLE", "ENDS", "CREDENTIALS", "REASON"]);
+    for r in reqs {
+        t.push(vec![
+            r.id.to_string(),
+            r.requester.sub.to_string(),
+            role_label(r),
+            r.window_end
+                .map_or_else(String::new, |e| output::relative(e, now)),
+            match r.credentials_issued {
+                0 => "none issued".to_owned(),
+                n => format!("issued {n}x"),
+            },
             truncate(r.reason.as_str(), 48),
         ]);
     }
@@ -373,34 +542,42 @@ pub fn write_request(
         })
         .collect::<Vec<_>>()
         .join("; ");
-    write_fields(
+    let one = |v: String| vec![v];
+    let mut digest = vec![
+        r.digest.clone(),
+        "(sha256 of the id, requester, role, duration, reason, ticket and session".to_owned(),
+        "policy: an approval approves exactly these)".to_owned(),
+    ];
+    if r.effective_status(now) == Status::Pending {
+        digest.push(format!(
+            "approve exactly this: tollgate approve {} --digest {}",
+            r.id,
+            short_digest(&r.digest)
+        ));
+    }
+    output::write_field_lines(
         out,
         &[
-            ("request", r.id.to_string()),
-            ("status", status_line(r, now)),
-            ("role", r.role_arn.to_string()),
-            ("requester", requester_line(r)),
-            ("duration", r.duration.to_string()),
-            ("reason", r.reason.to_string()),
+            ("request", one(r.id.to_string())),
+            ("status", one(status_line(r, now))),
+            ("role", one(r.role_arn.to_string())),
+            ("requester", one(requester_line(r))),
+            ("duration", one(r.duration.to_string())),
+            ("reason", one(r.reason.to_string())),
             (
                 "ticket",
-                r.ticket
+                one(r
+                    .ticket
                     .as_ref()
                     .map(ToString::to_string)
-                    .unwrap_or_default(),
+                    .unwrap_or_default()),
             ),
-            (
-                "session policy",
-                r.session_policy
-                    .as_ref()
-                    .map(|p| p.as_compact_json().to_owned())
-                    .unwrap_or_default(),
-            ),
-            ("asked", output::when(r.created_at, now)),
-            ("window", window),
+            ("session policy", session_policy_lines(r)),
+            ("asked", one(output::when(r.created_at, now))),
+            ("window", one(window)),
             (
                 "approvals",
-                if approvals.is_empty() {
+                one(if approvals.is_empty() {
                     format!("0 of {} needed", r.approvals_required)
                 } else {
                     format!(
@@ -408,19 +585,34 @@ pub fn write_request(
                         r.approvals.len(),
                         r.approvals_required
                     )
-                },
+                }),
             ),
             (
                 "credentials",
-                match r.credentials_issued {
+                one(match r.credentials_issued {
                     0 => String::new(),
                     1 => "issued once".to_owned(),
                     n => format!("issued {n} times"),
-                },
+                }),
             ),
-            ("digest", r.digest.clone()),
+            ("digest", digest),
         ],
     )
+}
+
+/// The session policy pretty-printed, or "none" (the role's own permissions).
+fn session_policy_lines(r: &AccessRequest) -> Vec<String> {
+    match &r.session_policy {
+        Some(p) => output::pretty_policy(&serde_json::to_value(p).unwrap_or_default()),
+        None => vec!["none: the role's own permissions".to_owned()],
+    }
+}
+
+/// The first characters of a digest that `approve --digest` accepts.
+const SHORT_DIGEST: usize = 16;
+
+fn short_digest(digest: &str) -> &str {
+    digest.get(..SHORT_DIGEST).unwrap_or(digest)
 }
 
 /// The `type` name of an event, as in the audit trail.
@@ -498,7 +690,7 @@ pub async fn show(ctx: &mut Ctx<'_>, args: &IdArg, out: &mut dyn Write) -> Resul
         return Ok(write_json(out, &body)?);
     }
     let req = parse_request(&body)?;
-    write_request(out, &req, Timestamp::now())?;
+    write_request(out, &req, crate::clock::now())?;
     if let Ok(events) = parse_events(&body)
         && !events.is_empty()
     {
@@ -508,17 +700,21 @@ pub async fn show(ctx: &mut Ctx<'_>, args: &IdArg, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// `tollgate approve`: fetch, show, confirm, then approve exactly the digest shown.
+/// `tollgate approve`: fetch, show, confirm, then approve exactly the digest
+/// shown. With `--digest`, approve only if the request is what the approver
+/// reviewed, without asking; with `--yes` alone, say afterwards what was
+/// approved.
 pub async fn approve(
     ctx: &mut Ctx<'_>,
     args: &ApproveArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let comment = args.comment.as_deref().map(Reason::parse).transpose()?;
+    let reviewed = args.digest.as_deref().map(check_digest_arg).transpose()?;
     let format = ctx.output();
     let (client, _) = ctx.client().await?;
     let req = parse_request(&client.get(args.id).await?)?;
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let status = req.effective_status(now);
     if status != Status::Pending {
         return Err(CliError::new(
@@ -527,52 +723,46 @@ pub async fn approve(
             format!("request {} is {status}, not pending", req.id),
         ));
     }
-    if format == OutputFormat::Table || !args.yes {
+    if let Some(reviewed) = &reviewed
+        && !req.digest.starts_with(reviewed.as_str())
+    {
+        return Err(CliError::new(
+            Exit::Conflict,
+            "digest_mismatch",
+            format!(
+                "request {}'s digest is {}, not the `{reviewed}` you reviewed; nothing was approved",
+                req.id,
+                short_digest(&req.digest)
+            ),
+        )
+        .with_hint(format!("review it again with `tollgate show {}`", req.id)));
+    }
+    if reviewed.is_none() && !args.yes {
         let mut err = std::io::stderr().lock();
         writeln!(err, "You are approving:")?;
-        write_fields(
-            &mut err,
-            &[
-                ("  request", req.id.to_string()),
-                ("  requester", requester_line(&req)),
-                ("  role", req.role_arn.to_string()),
-                ("  duration", req.duration.to_string()),
-                ("  reason", req.reason.to_string()),
-                (
-                    "  ticket",
-                    req.ticket
-                        .as_ref()
-                        .map_or_else(|| "(none)".to_owned(), ToString::to_string),
-                ),
-                (
-                    "  session policy",
-                    req.session_policy
-                        .as_ref()
-                        .map(|p| p.as_compact_json().to_owned())
-                        .unwrap_or_default(),
-                ),
-                ("  approvals", approvals_line(&req)),
-                ("  digest", req.digest.clone()),
-            ],
-        )?;
-    }
-    if !args.yes && !confirm("Approve this request?")? {
-        return Err(CliError::generic(
-            "not_confirmed",
-            "approval not confirmed; nothing was changed",
-        )
-        .with_hint("answer `y` at the prompt, or pass --yes"));
+        write_approval_summary(&mut err, &req)?;
+        drop(err);
+        if !confirm("Approve this request?")? {
+            return Err(CliError::generic(
+                "not_confirmed",
+                "approval not confirmed; nothing was changed",
+            )
+            .with_hint(format!(
+                "answer `y` at the prompt, or pass --digest {} to approve what you reviewed",
+                short_digest(&req.digest)
+            )));
+        }
     }
     let mut body = json!({ "digest": req.digest });
     if let Some(c) = &comment {
         body["comment"] = c.as_str().into();
     }
     let result = client.act(req.id, "approve", &body).await?;
+    let after = parse_request(&result)?;
     match format {
         OutputFormat::Json => write_json(out, &result)?,
         OutputFormat::Table => {
-            let after = parse_request(&result)?;
-            let now = Timestamp::now();
+            let now = crate::clock::now();
             match after.effective_status(now) {
                 Status::Active => writeln!(
                     out,
@@ -586,12 +776,58 @@ pub async fn approve(
                     out,
                     "approval recorded: request {} has {}",
                     after.id,
-                    approvals_line(&after)
+                    clean(&approvals_line(&after))
                 )?,
             }
         }
     }
+    if reviewed.is_none() && args.yes {
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "You approved, without --digest:")?;
+        write_approval_summary(&mut err, &after)?;
+    }
     Ok(())
+}
+
+/// A `--digest` argument: lowercase hex, at least [`SHORT_DIGEST`] characters.
+fn check_digest_arg(d: &str) -> Result<String, CliError> {
+    let d = d.trim().to_ascii_lowercase();
+    if d.len() < SHORT_DIGEST || d.len() > 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CliError::usage(
+            "invalid_input",
+            format!(
+                "--digest takes the digest `tollgate show` prints (hex, at least its first \
+                 {SHORT_DIGEST} characters), not `{}`",
+                clean(&d)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// Everything the digest covers, in the order an approver decides.
+fn write_approval_summary(out: &mut dyn Write, req: &AccessRequest) -> std::io::Result<()> {
+    let one = |v: String| vec![v];
+    output::write_field_lines(
+        out,
+        &[
+            ("  request", one(req.id.to_string())),
+            ("  requester", one(requester_line(req))),
+            ("  role", one(req.role_arn.to_string())),
+            ("  duration", one(req.duration.to_string())),
+            ("  reason", one(req.reason.to_string())),
+            (
+                "  ticket",
+                one(req
+                    .ticket
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_owned(), ToString::to_string)),
+            ),
+            ("  session policy", session_policy_lines(req)),
+            ("  approvals", one(approvals_line(req))),
+            ("  digest", one(req.digest.clone())),
+        ],
+    )
 }
 
 /// Asks `question [y/N]` on stderr and reads one line from stdin; end of
@@ -666,7 +902,7 @@ async fn act(
                 out,
                 "request {}: {}",
                 req.id,
-                status_line(&req, Timestamp::now())
+                clean(&status_line(&req, crate::clock::now()))
             )?;
         }
     }
@@ -727,7 +963,11 @@ pub async fn explain(
     let allowed = decision_allowed(&result);
     match format {
         OutputFormat::Json => write_json(out, &result)?,
-        OutputFormat::Table => write_decision(out, &result, allowed)?,
+        OutputFormat::Table => {
+            let mut shown = result.clone();
+            shown["asked_seconds"] = body["duration_seconds"].clone();
+            write_decision(out, &shown, allowed)?;
+        }
     }
     match allowed {
         Some(false) => Err(CliError::reported(Exit::Denied)),
@@ -758,7 +998,17 @@ pub fn decision_allowed(v: &Value) -> Option<bool> {
 fn write_decision(out: &mut dyn Write, v: &Value, allowed: Option<bool>) -> std::io::Result<()> {
     let auto = v.get("auto_approved").and_then(Value::as_bool);
     let approvals = v.get("approvals_required").and_then(Value::as_u64);
+    let limit = v.get("duration_limit").filter(|l| l.is_object());
+    let too_long = match (limit, v.get("asked_seconds").and_then(Value::as_u64)) {
+        (Some(l), Some(asked)) => l["seconds"].as_u64().is_some_and(|max| asked > max),
+        _ => false,
+    };
     let verdict = match (allowed, auto, approvals) {
+        (Some(false), _, _) if too_long => format!(
+            "denied: {} exceeds the {}",
+            format_seconds(v["asked_seconds"].as_u64().unwrap_or_default()),
+            limit.map(describe_limit).unwrap_or_default()
+        ),
         (Some(false), _, _) => "denied".to_owned(),
         (Some(true), Some(true), _) => "allowed: the grant would be active at once".to_owned(),
         (Some(true), _, Some(n)) => format!(
@@ -768,20 +1018,32 @@ fn write_decision(out: &mut dyn Write, v: &Value, allowed: Option<bool>) -> std:
         (Some(true), _, None) => "allowed".to_owned(),
         (None, _, _) => "unknown".to_owned(),
     };
-    let max = v
-        .get("max_duration_seconds")
-        .and_then(Value::as_i64)
-        .map(output::human_seconds)
-        .unwrap_or_default();
-    write_fields(
-        out,
-        &[("would be", verdict), ("longest grant for the role", max)],
-    )?;
+    let longest = match limit {
+        Some(l) => describe_limit(l),
+        None => "none: the policies allow this request at no duration, as asked".to_owned(),
+    };
+    write_fields(out, &[("would be", verdict), ("longest grant", longest)])?;
     if let Some(expl) = v.get("explanation").filter(|e| !e.is_null()) {
         writeln!(out, "explanation:")?;
         output::write_explanation(out, expl)?;
     }
     Ok(())
+}
+
+/// A dry run's `duration_limit` for people: `2h allowed by policy x`.
+pub fn describe_limit(l: &Value) -> String {
+    let seconds = format_seconds(l["seconds"].as_u64().unwrap_or_default());
+    match l["source"].as_str() {
+        Some("policy") => format!(
+            "{seconds} allowed by policy {}",
+            l["policy"].as_str().unwrap_or("?")
+        ),
+        Some("role_tag") => format!(
+            "{seconds} allowed by the role's {} tag",
+            l["tag"].as_str().unwrap_or("tollgate:max-duration")
+        ),
+        _ => format!("{seconds} allowed by the broker's ceiling"),
+    }
 }
 
 /// Reads a request body for `audit verify` and checks its chain.
@@ -867,15 +1129,74 @@ mod tests {
         assert_eq!(&lines[1][status_col..status_col + 6], "active");
         assert_eq!(&lines[2][status_col..status_col + 7], "pending");
         assert!(lines[1].contains("123456789012:tollgate/ProductionOperator"));
-        assert!(lines[1].contains("in 1h 59m"));
+        assert!(lines[1].contains("ends in 1h 59m"));
         assert!(lines[2].contains("lapses in 23h 59m"));
 
+        let items = [
+            json!({"requester_active_grant": {"id": reqs[0].id, "window_end": reqs[0].window_end}}),
+        ];
         let mut buf = Vec::new();
-        pending_table(&reqs[1..], now).write(&mut buf).unwrap();
+        pending_table(&reqs[1..], &items, now)
+            .write(&mut buf)
+            .unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert!(text.contains("alice"));
-        assert!(text.contains("0/2"));
-        assert!(text.contains("1m ago"));
+        let lines: Vec<&str> = text.lines().collect();
+        for (column, value) in [
+            ("REQUESTER", "alice"),
+            ("TICKET", "INC-42"),
+            ("POLICY", "-"),
+            ("HAS GRANT", "yes, ends in 1h 59m"),
+            ("APPROVALS", "0/2"),
+            ("ASKED", "1m ago"),
+        ] {
+            let at = lines[0].find(column).unwrap();
+            assert!(lines[1][at..].starts_with(value), "{column}: {text}");
+        }
+        let mut buf = Vec::new();
+        pending_table(&reqs[1..], &[json!({"requester_active_grant": null})], now)
+            .write(&mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let at = text.find("HAS GRANT").unwrap();
+        assert!(
+            text.lines().nth(1).unwrap()[at..].starts_with("no "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ended_requests_say_what_ended_them_and_when() {
+        let created = Timestamp::from_unix(1_795_000_000);
+        let active = sample(true, 1);
+        let pending = sample(false, 1);
+        let bob = Actor::User(UserId::parse("bob").unwrap());
+        let later = created.plus(600);
+        let (revoked, _) = active
+            .apply(
+                tollgate::domain::Command::Revoke {
+                    reason: Reason::parse("done").unwrap(),
+                },
+                &bob,
+                later,
+            )
+            .unwrap();
+        let (denied, _) = pending
+            .apply(
+                tollgate::domain::Command::Deny {
+                    reason: Reason::parse("no").unwrap(),
+                },
+                &bob,
+                later,
+            )
+            .unwrap();
+        let now = created.plus(3 * 3600);
+        assert_eq!(when_column(&revoked, now), "revoked 2h 50m ago");
+        assert_eq!(when_column(&denied, now), "denied 2h 50m ago");
+        assert_eq!(when_column(&active, now), "expired 1h ago");
+        assert_eq!(
+            when_column(&pending, created.plus(86_400 + 60)),
+            "lapsed 1m ago"
+        );
     }
 
     #[test]
@@ -889,13 +1210,63 @@ mod tests {
             "role:",
             "arn:aws:iam::123456789012:role/tollgate/ProductionOperator",
             "alice (groups: developers; department=data; mfa)",
-            "duration:  2h",
-            "reason:    deploy hotfix",
-            "ticket:    INC-42",
-            &format!("digest:    {}", req.digest),
-            "status:    pending: 0 of 1 approvals; lapses in 23h 59m",
+            "duration:       2h",
+            "reason:         deploy hotfix",
+            "ticket:         INC-42",
+            "session policy: none: the role's own permissions",
+            &format!("digest:         {}", req.digest),
+            "                (sha256 of the id, requester, role, duration, reason, ticket and session",
+            &format!(
+                "                approve exactly this: tollgate approve {} --digest {}",
+                req.id,
+                &req.digest[..16]
+            ),
+            "status:         pending: 0 of 1 approvals; lapses in 23h 59m",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        // Once decided, there is nothing left to approve.
+        let mut buf = Vec::new();
+        write_request(&mut buf, &sample(true, 1), now).unwrap();
+        assert!(!String::from_utf8(buf).unwrap().contains("tollgate approve"));
+    }
+
+    #[test]
+    fn session_policies_are_pretty_printed_with_invisible_characters_shown() {
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/\u{202e}txt.exe\u{200b}"}]});
+        let mut buf = Vec::new();
+        output::write_field_lines(
+            &mut buf,
+            &[
+                ("role", vec!["r".into()]),
+                ("session policy", output::pretty_policy(&policy)),
+            ],
+        )
+        .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with("role:           r\nsession policy: {\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n                  \"Statement\": [\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""Resource": "arn:aws:s3:::logs/\u{202e}txt.exe\u{200b}""#),
+            "{text}"
+        );
+        assert!(!text.contains('\u{202e}') && !text.contains('\u{200b}'));
+    }
+
+    #[test]
+    fn approve_takes_a_digest_or_at_least_its_first_sixteen_characters() {
+        let digest = "3F2A9C01B7E4D5C6A7B8C9D0E1F2A3B4";
+        assert_eq!(check_digest_arg(digest).unwrap(), digest.to_lowercase());
+        for bad in ["3f2a9c01b7e4", "not-hex-at-all-xxxxxxxx", &"a".repeat(65)] {
+            let err = check_digest_arg(bad).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage, "{bad}");
         }
     }
 
@@ -965,7 +1336,7 @@ mod tests {
     }
 
     #[test]
-    fn dry_runs_say_what_would_happen_and_why() {
+    fn dry_runs_say_what_would_happen_why_and_what_limits_the_grant() {
         let answer = json!({
             "dry_run": true,
             "allowed": true,
@@ -973,15 +1344,40 @@ mod tests {
             "auto_approved": false,
             "approvals_required": 2,
             "max_duration_seconds": 7200,
+            "duration_limit": {"seconds": 7200, "source": "policy", "policy": "production-two-hour-cap"},
             "explanation": "ALLOW: `request` on X for alice\npermitted by:\n  - prod-requests\n",
         });
         let mut buf = Vec::new();
         write_decision(&mut buf, &answer, decision_allowed(&answer)).unwrap();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "would be:                   allowed: it would wait for 2 approvals\n\
-             longest grant for the role: 2h\n\
+            "would be:      allowed: it would wait for 2 approvals\n\
+             longest grant: 2h allowed by policy production-two-hour-cap\n\
              explanation:\n  ALLOW: `request` on X for alice\n  permitted by:\n    - prod-requests\n"
+        );
+        let mut too_long = answer.clone();
+        too_long["allowed"] = json!(false);
+        too_long["asked_seconds"] = json!(10_800);
+        too_long["duration_limit"] =
+            json!({"seconds": 7200, "source": "role_tag", "tag": "tollgate:max-duration"});
+        let mut buf = Vec::new();
+        write_decision(&mut buf, &too_long, Some(false)).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with(
+                "would be:      denied: 3h exceeds the 2h allowed by the role's tollgate:max-duration tag\n"
+            ),
+            "{text}"
+        );
+        let mut nothing = answer;
+        nothing["allowed"] = json!(false);
+        nothing["duration_limit"] = Value::Null;
+        let mut buf = Vec::new();
+        write_decision(&mut buf, &nothing, Some(false)).unwrap();
+        assert!(
+            String::from_utf8(buf)
+                .unwrap()
+                .contains("longest grant: none: the policies allow this request at no duration")
         );
     }
 }

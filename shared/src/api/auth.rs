@@ -1,9 +1,14 @@
-//! Who is calling. Deployed, API Gateway's JWT authorizer has verified the
-//! token and the claims arrive in the request context (array claims
-//! flattened to strings like `[developers sre]`); locally, the server
-//! verifies the bearer token itself (an HS256 development secret or a JWKS
-//! file of RS256/ES256 keys). Both paths end in the same
-//! [`identity_from_claims`].
+//! Who is calling. Every process verifies the bearer token itself and takes
+//! the claims from the verified token, never from anything else in the
+//! request: deployed, against the issuer's JWKS, found through its OpenID
+//! configuration ([`OidcVerifier`], in `oidc.rs`), so a direct invoke of a
+//! function with forged authorizer claims gets nowhere; locally, with an
+//! HS256 development secret or a JWKS file of RS256/ES256 keys
+//! ([`TokenVerifier`]). Both end in [`identity_from_claims`], which refuses
+//! an identity it cannot map faithfully.
+
+mod oidc;
+pub use oidc::{JWKS_REFRESH_COOLDOWN, OidcVerifier};
 
 use crate::BrokerError;
 use crate::config::Config;
@@ -12,7 +17,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,15 +32,24 @@ pub const DEFAULT_AUDIENCE: &str = "tollgate";
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 
-const MAX_GROUPS: usize = 100;
-const MAX_CLAIM_CHARS: usize = 256;
+/// Most groups an identity may have; a token with more is refused.
+pub const MAX_GROUPS: usize = 100;
+/// Longest group name or tag claim value, in characters.
+pub const MAX_CLAIM_CHARS: usize = 256;
 
 /// Builds an [`Identity`] from verified claims: `sub`, the configured groups
-/// claim, the configured tag claims and `amr`.
+/// claim, the configured tag claims and `amr`. Groups and tags are taken
+/// exactly as the token holds them (a group name may hold spaces); a claim
+/// that cannot be mapped faithfully (a group that is not a string, empty,
+/// over 256 characters or with control characters; more than 100 groups; a
+/// tag claim that is not a single value) refuses the identity with a 401,
+/// rather than drop or shorten what a `forbid` might name.
 pub fn identity_from_claims(
     claims: &Map<String, Value>,
     config: &Config,
 ) -> Result<Identity, BrokerError> {
+    let refuse =
+        |why: String| BrokerError::Unauthenticated(format!("the token cannot be used: {why}"));
     let sub = match claims.get("sub") {
         Some(Value::String(s)) => UserId::parse(s).map_err(|_| {
             BrokerError::Unauthenticated("the token's subject is not usable".into())
@@ -46,29 +60,50 @@ pub fn identity_from_claims(
             ));
         }
     };
-    let mut groups: Vec<String> = claims
-        .get(&config.groups_claim)
-        .map(claim_list)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|g| is_clean(g))
-        .collect();
+    let name = &config.groups_claim;
+    let listed: Vec<&Value> = match claims.get(name) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one @ Value::String(_)) => vec![one],
+        Some(_) => {
+            return Err(refuse(format!(
+                "claim `{name}` must be a list of group names"
+            )));
+        }
+    };
+    let mut groups = Vec::with_capacity(listed.len());
+    for (i, group) in listed.into_iter().enumerate() {
+        let Value::String(group) = group else {
+            return Err(refuse(format!(
+                "group {} in claim `{name}` is not a string",
+                i + 1
+            )));
+        };
+        check_claim_value(group)
+            .map_err(|why| refuse(format!("group {} in claim `{name}` {why}", i + 1)))?;
+        groups.push(group.clone());
+    }
     groups.sort();
     groups.dedup();
-    groups.truncate(MAX_GROUPS);
+    if groups.len() > MAX_GROUPS {
+        return Err(refuse(format!(
+            "claim `{name}` lists {} groups; at most {MAX_GROUPS} are accepted",
+            groups.len()
+        )));
+    }
     let mut tags = BTreeMap::new();
     for name in &config.tag_claims {
         let value = match claims.get(name) {
+            None | Some(Value::Null) => continue,
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Bool(b)) => b.to_string(),
-            _ => continue,
+            Some(_) => {
+                return Err(refuse(format!("claim `{name}` is not a single value")));
+            }
         };
-        if is_clean(&value) {
-            tags.insert(name.clone(), value);
-        } else {
-            tracing::warn!(claim = %name, "ignoring a tag claim with control characters or over 256 characters");
-        }
+        check_claim_value(&value).map_err(|why| refuse(format!("claim `{name}` {why}")))?;
+        tags.insert(name.clone(), value);
     }
     let mfa = claims
         .get("amr")
@@ -84,21 +119,8 @@ pub fn identity_from_claims(
     })
 }
 
-/// Builds an [`Identity`] from API Gateway HTTP API JWT authorizer claims,
-/// which arrive as strings (arrays flattened to `[a b c]`).
-pub fn identity_from_apigw_claims(
-    claims: &HashMap<String, String>,
-    config: &Config,
-) -> Result<Identity, BrokerError> {
-    let map: Map<String, Value> = claims
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    identity_from_claims(&map, config)
-}
-
-/// A claim that may hold several values: a JSON array of strings, API
-/// Gateway's flattened `[a b c]`, or a single string.
+/// `amr`: a JSON array of strings, or a single string. Anything else holds
+/// no method (and so no MFA).
 fn claim_list(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items
@@ -106,26 +128,26 @@ fn claim_list(value: &Value) -> Vec<String> {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-                // A JSON array that was passed through as text, or API Gateway's flattening.
-                if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(s) {
-                    return claim_list(&Value::Array(items));
-                }
-                inner.split_whitespace().map(str::to_owned).collect()
-            } else if s.is_empty() {
-                Vec::new()
-            } else {
-                vec![s.to_owned()]
-            }
-        }
+        Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     }
 }
 
-fn is_clean(s: &str) -> bool {
-    !s.is_empty() && s.chars().count() <= MAX_CLAIM_CHARS && !s.chars().any(char::is_control)
+/// Why a group name or tag value cannot be used as it is.
+fn check_claim_value(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    let n = s.chars().count();
+    if n > MAX_CLAIM_CHARS {
+        return Err(format!(
+            "is {n} characters long; at most {MAX_CLAIM_CHARS} are accepted"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("holds control characters".into());
+    }
+    Ok(())
 }
 
 /// The bearer token from an `Authorization` header value.
@@ -162,7 +184,9 @@ pub struct VerifierSettings {
     pub jwks_file: Option<PathBuf>,
     /// `TOLLGATE_JWT_ISSUER` (default [`DEFAULT_ISSUER`]).
     pub issuer: Option<String>,
-    /// `TOLLGATE_JWT_AUDIENCE` (default [`DEFAULT_AUDIENCE`]).
+    /// `TOLLGATE_JWT_AUDIENCE`: accepted audiences, comma-separated
+    /// (default [`DEFAULT_AUDIENCE`]), matched against `aud`, or against
+    /// `client_id` when a token has no `aud` (Cognito access tokens).
     pub audience: Option<String>,
 }
 
@@ -202,12 +226,96 @@ pub enum VerifierError {
         /// Why.
         message: String,
     },
+    /// A deployed function has no issuer or audience to verify tokens with.
+    #[error(
+        "TOLLGATE_JWT_ISSUER and TOLLGATE_JWT_AUDIENCE must be set: the function verifies every bearer token against the issuer's keys"
+    )]
+    NoIssuer,
+    /// The issuer is not an https URL (http only on the loopback address).
+    #[error("TOLLGATE_JWT_ISSUER `{0}` must be an https URL")]
+    BadIssuer(String),
 }
 
 struct JwksKey {
     kid: Option<String>,
     alg: Algorithm,
     key: DecodingKey,
+}
+
+/// The key among `keys` that a token with `header` names: same algorithm,
+/// same `kid`; without a `kid`, only an unambiguous key.
+fn select_key<'a>(keys: &'a [JwksKey], header: &Header) -> Option<&'a DecodingKey> {
+    let candidates: Vec<&JwksKey> = keys
+        .iter()
+        .filter(|k| k.alg == header.alg)
+        .filter(|k| match (&header.kid, &k.kid) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .collect();
+    match candidates.as_slice() {
+        [one] => Some(&one.key),
+        _ => None,
+    }
+}
+
+/// What every verifier checks once it has the key: the signature with the
+/// header's algorithm, `iss`, `exp`, `nbf` (with [`LEEWAY_SECONDS`]), `sub`
+/// present, and `aud` (or, without one, `client_id`) among `audiences`.
+fn decode_verified(
+    token: &str,
+    alg: Algorithm,
+    key: &DecodingKey,
+    issuer: &str,
+    audiences: &[String],
+) -> Result<Map<String, Value>, BrokerError> {
+    let invalid = || BrokerError::Unauthenticated("the token is not valid".into());
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECONDS;
+    let claims = match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            use jsonwebtoken::errors::ErrorKind;
+            tracing::info!(reason = ?e.kind(), "token refused");
+            return Err(match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    BrokerError::Unauthenticated("the token has expired".into())
+                }
+                ErrorKind::ImmatureSignature => {
+                    BrokerError::Unauthenticated("the token is not valid yet".into())
+                }
+                _ => invalid(),
+            });
+        }
+    };
+    let accepted = |v: &Value| v.as_str().is_some_and(|a| audiences.iter().any(|x| x == a));
+    let audience_ok = match (claims.get("aud"), claims.get("client_id")) {
+        (Some(Value::Array(auds)), _) => auds.iter().any(accepted),
+        (Some(aud), _) => accepted(aud),
+        (None, Some(client_id)) => accepted(client_id),
+        (None, None) => false,
+    };
+    if !audience_ok {
+        tracing::info!("token refused: audience not accepted");
+        return Err(invalid());
+    }
+    Ok(claims)
+}
+
+/// Audiences from a comma-separated setting.
+fn audiences(setting: Option<&str>) -> Vec<String> {
+    setting
+        .unwrap_or(DEFAULT_AUDIENCE)
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Verifies bearer tokens locally: signature, `iss`, `aud`, `exp`, `nbf`.
@@ -217,7 +325,7 @@ pub struct TokenVerifier {
     dev_key: Option<DecodingKey>,
     jwks: Vec<JwksKey>,
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -226,7 +334,7 @@ impl std::fmt::Debug for TokenVerifier {
             .field("dev_secret", &self.dev_key.as_ref().map(|_| "[redacted]"))
             .field("jwks_keys", &self.jwks.len())
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .finish()
     }
 }
@@ -256,10 +364,7 @@ impl TokenVerifier {
                 .issuer
                 .clone()
                 .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
-            audience: settings
-                .audience
-                .clone()
-                .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+            audiences: audiences(settings.audience.as_deref()),
         })
     }
 
@@ -275,76 +380,49 @@ impl TokenVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let key = match header.alg {
             Algorithm::HS256 => self.dev_key.as_ref(),
-            Algorithm::RS256 | Algorithm::ES256 => self.jwks_key(&header),
+            Algorithm::RS256 | Algorithm::ES256 => select_key(&self.jwks, &header),
             _ => None,
         }
         .ok_or_else(invalid)?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECONDS;
-        match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => {
-                use jsonwebtoken::errors::ErrorKind;
-                tracing::info!(reason = ?e.kind(), "token refused");
-                Err(match e.kind() {
-                    ErrorKind::ExpiredSignature => {
-                        BrokerError::Unauthenticated("the token has expired".into())
-                    }
-                    ErrorKind::ImmatureSignature => {
-                        BrokerError::Unauthenticated("the token is not valid yet".into())
-                    }
-                    _ => invalid(),
-                })
-            }
-        }
-    }
-
-    fn jwks_key(&self, header: &Header) -> Option<&DecodingKey> {
-        let candidates: Vec<&JwksKey> = self
-            .jwks
-            .iter()
-            .filter(|k| k.alg == header.alg)
-            .filter(|k| match (&header.kid, &k.kid) {
-                (Some(want), Some(have)) => want == have,
-                (Some(_), None) => false,
-                (None, _) => true,
-            })
-            .collect();
-        // Without a `kid`, only an unambiguous key is used.
-        match candidates.as_slice() {
-            [one] => Some(&one.key),
-            _ => None,
-        }
+        decode_verified(token, header.alg, key, &self.issuer, &self.audiences)
     }
 }
 
 fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, VerifierError> {
-    let bad = |message: String| VerifierError::Jwks {
-        path: path.to_owned(),
-        message,
-    };
     let text = std::fs::read_to_string(path).map_err(|source| VerifierError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    parse_jwks(&text, true).map_err(|message| VerifierError::Jwks {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// The RS256 and ES256 keys of a JWKS document. `strict`: any other key is
+/// an error (a file the operator wrote); otherwise other keys (encryption
+/// keys, other algorithms, as an identity provider may publish) are skipped.
+fn parse_jwks(text: &str, strict: bool) -> Result<Vec<JwksKey>, String> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm, PublicKeyUse};
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut keys = Vec::new();
     for (i, jwk) in set.keys.iter().enumerate() {
-        use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm};
         let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            _ if !strict && jwk.common.public_key_use == Some(PublicKeyUse::Encryption) => {
+                continue;
+            }
             (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
             (AlgorithmParameters::EllipticCurve(_), None | Some(KeyAlgorithm::ES256)) => {
                 Algorithm::ES256
             }
-            _ => {
-                return Err(bad(format!("key {i} is not an RS256 or ES256 public key")));
-            }
+            _ if !strict => continue,
+            _ => return Err(format!("key {i} is not an RS256 or ES256 public key")),
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(format!("key {i}: {e}")))?;
+        let key = match DecodingKey::from_jwk(jwk) {
+            Ok(key) => key,
+            Err(_) if !strict => continue,
+            Err(e) => return Err(format!("key {i}: {e}")),
+        };
         keys.push(JwksKey {
             kid: jwk.common.key_id.clone(),
             alg,
@@ -352,54 +430,46 @@ fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, VerifierError> {
         });
     }
     if keys.is_empty() {
-        return Err(bad("it has no keys".into()));
+        return Err("it has no RS256 or ES256 keys".into());
     }
     Ok(keys)
 }
 
-/// How a deployment learns who is calling.
+/// How a process learns who is calling.
 #[derive(Clone, Debug)]
 pub enum Authenticator {
-    /// Behind API Gateway's JWT authorizer: trust the claims in the request
-    /// context, and nothing else (an `Authorization` header alone is refused).
-    ApiGateway,
+    /// A deployed function: verify the bearer token against the issuer's
+    /// JWKS. API Gateway's authorizer claims are never read.
+    Oidc(Arc<OidcVerifier>),
     /// The local server: verify the bearer token here.
     Local(Arc<TokenVerifier>),
+    /// A process with no HTTP routes (`expiry`): nobody is authenticated.
+    Nobody,
 }
 
 impl Authenticator {
-    /// The caller's identity from a request's headers and extensions.
-    pub fn authenticate(
+    /// The caller's identity from a request's `Authorization` header.
+    pub async fn authenticate(
         &self,
         parts: &http::request::Parts,
         config: &Config,
     ) -> Result<Identity, BrokerError> {
-        match self {
-            Self::ApiGateway => {
-                let claims = apigw_claims(&parts.extensions).ok_or_else(|| {
-                    BrokerError::Unauthenticated("the request carries no verified claims".into())
-                })?;
-                identity_from_apigw_claims(claims, config)
+        let claims = match self {
+            Self::Oidc(verifier) => {
+                let token = bearer_token(parts.headers.get(http::header::AUTHORIZATION))?;
+                verifier.verify(token).await?
             }
             Self::Local(verifier) => {
                 let token = bearer_token(parts.headers.get(http::header::AUTHORIZATION))?;
-                let claims = verifier.verify(token)?;
-                identity_from_claims(&claims, config)
+                verifier.verify(token)?
             }
-        }
-    }
-}
-
-/// The JWT authorizer's claims from an API Gateway v2 request context.
-fn apigw_claims(ext: &http::Extensions) -> Option<&HashMap<String, String>> {
-    use lambda_http::request::RequestContext;
-    match ext.get::<RequestContext>()? {
-        RequestContext::ApiGatewayV2(ctx) => {
-            ctx.authorizer.as_ref()?.jwt.as_ref().map(|jwt| &jwt.claims)
-        }
-        // Other event sources are not enabled today; they carry no JWT claims.
-        #[allow(unreachable_patterns)]
-        _ => None,
+            Self::Nobody => {
+                return Err(BrokerError::Unauthenticated(
+                    "this function authenticates nobody".into(),
+                ));
+            }
+        };
+        identity_from_claims(&claims, config)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The authenticated caller of a request, as an axum extractor: their
-//! identity (from API Gateway's claims or a locally verified token) and
+//! identity (from the verified bearer token) and
 //! source IP (from the API Gateway request context or the TCP peer).
 
 use super::{ApiError, AppState};
@@ -28,7 +28,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let identity = state.auth.authenticate(parts, &state.config)?;
+        let identity = state.auth.authenticate(parts, &state.config).await?;
         Ok(Self {
             identity,
             source_ip: source_ip(parts),

@@ -62,15 +62,20 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(
-            self.0,
+        let retry_after = match &self.0 {
             BrokerError::Throttled
-                | BrokerError::Unavailable { .. }
-                | BrokerError::Incomplete { .. }
-        ) {
+            | BrokerError::Unavailable { .. }
+            | BrokerError::Incomplete { .. } => Some(2),
+            BrokerError::Limited {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -151,6 +156,15 @@ mod tests {
                 "payload_too_large",
             ),
             (BrokerError::Throttled, 429, "throttled"),
+            (
+                BrokerError::Limited {
+                    code: "create_rate_exceeded",
+                    message: "you made 10 requests this minute".into(),
+                    retry_after_seconds: 17,
+                },
+                429,
+                "create_rate_exceeded",
+            ),
             (
                 BrokerError::unavailable(std::io::Error::other("dns")),
                 503,

@@ -34,7 +34,7 @@ pub const TOKEN_LIFETIME_SECONDS: i64 = 24 * 3600;
 pub struct PageBinding<'a> {
     /// The caller's subject.
     pub sub: &'a str,
-    /// `mine` or `reviewable`.
+    /// `mine`, `reviewable` or `revocable`.
     pub scope: &'a str,
     /// The status filter, if any.
     pub status: Option<&'a str>,

@@ -100,6 +100,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     if status >= 400 {
         state.metrics.count(metrics::ERRORS, &operation, 1);
     }
+    if status >= 500 {
+        state.metrics.count(metrics::SERVER_ERRORS, &operation, 1);
+    }
     tracing::info!(
         method = %method,
         route = %route,

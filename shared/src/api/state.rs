@@ -7,7 +7,7 @@
 //! `credentials` holds an STS issuer, only `revocations` and `expiry` a
 //! role-policy writer. The IaC grants each function exactly that.
 
-use super::auth::{Authenticator, TokenVerifier, VerifierError, VerifierSettings};
+use super::auth::{Authenticator, OidcVerifier, TokenVerifier, VerifierError, VerifierSettings};
 use super::clock::Clock;
 use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
 use super::pagination::PageSealer;
@@ -15,7 +15,8 @@ use super::settings::{Settings, SettingsError};
 use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
 use crate::aws::{
-    AccountSettings, Accounts, Catalogue, CatalogueSettings, Issuer, Revoker, RoleDirectory, Store,
+    AccountSettings, Accounts, AuditSigner, Catalogue, CatalogueSettings, Issuer, Revoker,
+    RoleDirectory, Store,
 };
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyEngine, PolicyError};
@@ -182,7 +183,12 @@ impl AppState {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let iam = aws_sdk_iam::Client::new(sdk);
         let sts = aws_sdk_sts::Client::new(sdk);
-        let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds());
+        // INVARIANT: every process that writes events signs them; none
+        // writes unsigned (the store refuses).
+        let signer = AuditSigner::new(aws_sdk_kms::Client::new(sdk), config.audit_key_id.clone());
+        let store = Store::new(dynamodb, config.table.clone(), config.retention_seconds())
+            .with_signer(signer)
+            .with_limits(config.user_limits());
         let Some(broker_account) = config.broker_account.clone() else {
             return Err(StartupError::Other(
                 "the broker's own account is unknown (TOLLGATE_BROKER_ACCOUNT)".into(),
@@ -249,11 +255,18 @@ impl AppState {
     }
 
     /// The state of one Lambda function: configuration from the
-    /// environment, one `SdkConfig`, the settings secret, and claims from
-    /// API Gateway's JWT authorizer.
+    /// environment, one `SdkConfig`, the settings secret, and bearer tokens
+    /// verified against the issuer's keys (`TOLLGATE_JWT_ISSUER`,
+    /// `TOLLGATE_JWT_AUDIENCE`; the function does not rely on API Gateway's
+    /// authorizer alone).
     pub async fn for_lambda(routes: RouteSet) -> Result<Self, StartupError> {
         refuse_local_only_settings(|k| std::env::var_os(k).is_some())?;
         let mut config = Config::from_env()?;
+        let auth = if routes == RouteSet::Expiry {
+            Authenticator::Nobody
+        } else {
+            Authenticator::Oidc(Arc::new(OidcVerifier::new(&VerifierSettings::from_env())?))
+        };
         let sdk = crate::aws::load_sdk_config().await;
         Self::resolve_broker_account(&sdk, &mut config).await?;
         let settings = if matches!(routes, RouteSet::Expiry | RouteSet::Credentials) {
@@ -267,7 +280,7 @@ impl AppState {
             StateOptions {
                 config,
                 routes,
-                auth: Authenticator::ApiGateway,
+                auth,
                 settings,
                 clock: Clock::system(),
                 audit: AuditLog::stdout(),

@@ -147,6 +147,7 @@ pub async fn sweep_with(
         run.report.catalogue = state.catalogue.refresh_due(now).await;
     }
     finish(state, &run.report);
+    state.metrics.count(metrics::SWEEP_RUNS, "sweep", 1);
     Ok(run.report)
 }
 

@@ -1,13 +1,13 @@
 //! The router offline: everything decided before the first AWS call
 //! (authentication, route sets, body limits, strict input) for both ways
-//! in, a local bearer token and API Gateway's request context. The flows
+//! in, a local bearer token and an API Gateway event. The flows
 //! that reach AWS are tested end to end in `tests/` against the emulator.
 
 use super::auth::{Authenticator, DevTokenSpec, TokenVerifier, VerifierSettings, mint_dev_token};
 use super::clock::Clock;
 use super::settings::Settings;
 use super::{AppState, RouteSet, StateOptions, router};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Capture};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use axum::body::Body;
@@ -22,6 +22,8 @@ const SECRET: &str = "router-test-development-secret";
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     pub(crate) state: AppState,
+    /// Audit and metric lines.
+    lines: Capture,
 }
 
 /// A state with a development secret and no AWS behind it.
@@ -43,7 +45,7 @@ fn fixture(auth: Authenticator) -> Fixture {
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
         .build();
-    let (audit, _) = AuditLog::capture();
+    let (audit, lines) = AuditLog::capture();
     let state = AppState::build(
         &sdk,
         StateOptions {
@@ -59,7 +61,11 @@ fn fixture(auth: Authenticator) -> Fixture {
         },
     )
     .unwrap();
-    Fixture { _dir: dir, state }
+    Fixture {
+        _dir: dir,
+        state,
+        lines,
+    }
 }
 
 fn local() -> Authenticator {
@@ -299,34 +305,76 @@ fn apigw_event(claims: Option<&str>, body: &str, authorization: Option<&str>) ->
 }
 
 #[tokio::test]
-async fn api_gateway_mode_trusts_the_authorizer_claims_and_nothing_else() {
-    let f = fixture(Authenticator::ApiGateway);
-    let claims = r#"{"sub": "alice", "groups": "[developers]", "amr": "[mfa]"}"#;
-    // Authenticated through the claims: the request gets as far as its body.
+async fn a_deployed_function_ignores_authorizer_claims_without_a_verified_token() {
+    let verifier = super::auth::OidcVerifier::new(&VerifierSettings {
+        issuer: Some("http://127.0.0.1:9".into()),
+        audience: Some("tollgate".into()),
+        ..VerifierSettings::default()
+    })
+    .unwrap();
+    let f = fixture(Authenticator::Oidc(Arc::new(verifier)));
+    let claims = r#"{"sub": "alice", "groups": "[sre]", "amr": "[mfa]"}"#;
+    // Claims alone, as a direct invoke can forge them: 401.
     let (status, body, _) = send(
         &f.state,
         RouteSet::Requests,
         apigw_event(Some(claims), "[]", None),
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("malformed_json"))
-    );
-    // No authorizer context: 401, even with a token that would verify locally.
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A development (HS256) token is refused before any key is fetched.
     let bearer = format!("Bearer {}", token());
     let (status, _, _) = send(
         &f.state,
         RouteSet::Requests,
-        apigw_event(None, "[]", Some(&bearer)),
+        apigw_event(Some(claims), "[]", Some(&bearer)),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The EMF values of `metric` written so far, as (operation, count).
+fn metric_counts(lines: &Capture, metric: &str) -> Vec<(String, u64)> {
+    lines
+        .json()
+        .iter()
+        .filter_map(|l| {
+            let count = l.get(metric)?.as_u64()?;
+            Some((l["Operation"].as_str()?.to_owned(), count))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_answer_of_500_or_more_counts_a_server_error_for_its_route_and_a_refusal_does_not() {
+    let f = fixture(local());
+    let t = token();
+    // Refused before any AWS call: an error, not a server error.
     let (status, _, _) = send(
         &f.state,
-        RouteSet::Requests,
-        apigw_event(Some(r#"{"groups": "[sre]"}"#), "[]", None),
+        RouteSet::All,
+        request("GET", "/requests/not-an-id", Some(&t), ""),
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "claims without a subject");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(metric_counts(&f.lines, "ServerErrors").is_empty());
+    assert_eq!(
+        metric_counts(&f.lines, "Errors"),
+        [("GET /requests/{id}".to_owned(), 1)]
+    );
+
+    // The store cannot be reached (the fixture's endpoint is closed): 503,
+    // counted for the alarm under its route, never under the request's id.
+    let id = crate::domain::RequestId::generate(Timestamp::now());
+    let (status, body, _) = send(
+        &f.state,
+        RouteSet::All,
+        request("GET", &format!("/requests/{id}"), Some(&t), ""),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(
+        metric_counts(&f.lines, "ServerErrors"),
+        [("GET /requests/{id}".to_owned(), 1)]
+    );
 }

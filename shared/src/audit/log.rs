@@ -125,6 +125,26 @@ impl AuditLog {
         self.emit(line);
     }
 
+    /// A listing filtered by policy, one line per call (not one per item):
+    /// how many stored requests the `scope` examined and how many the caller
+    /// was shown; the per-item questions are the same policies as `view`,
+    /// `approve` and `revoke`, so one aggregate line keeps the log's volume
+    /// proportional to calls.
+    pub fn list_filter(&self, actor: &Actor, scope: &str, examined: usize, shown: usize) {
+        let mut m = Map::new();
+        m.insert("log".into(), json!("tollgate.audit"));
+        m.insert("type".into(), json!("decision"));
+        m.insert("time".into(), json!(Timestamp::now().to_rfc3339()));
+        m.insert("request_id".into(), Value::Null);
+        m.insert("actor".into(), json!(actor.to_string()));
+        m.insert("role".into(), Value::Null);
+        m.insert("action".into(), json!(format!("list:{scope}")));
+        m.insert("outcome".into(), json!("filter"));
+        m.insert("examined".into(), json!(examined));
+        m.insert("shown".into(), json!(shown));
+        self.emit(m);
+    }
+
     /// A transition that was persisted: outcome is the event type, with the
     /// status it led to and the event's place in the chain.
     pub fn transition(&self, req: &AccessRequest, event: &Event) {

@@ -26,6 +26,12 @@ pub const REVOCATION_FAILURES: &str = "RevocationFailures";
 pub const EXPIRIES: &str = "Expiries";
 /// Errors returned to callers.
 pub const ERRORS: &str = "Errors";
+/// Answers of status 500 or more, per route (the API's 5xx alarms).
+pub const SERVER_ERRORS: &str = "ServerErrors";
+/// Sweeps that completed: a missing datapoint means the sweep is not running.
+pub const SWEEP_RUNS: &str = "SweepRuns";
+/// Credential issues that failed at STS after their event was recorded.
+pub const CREDENTIAL_FAILURES: &str = "CredentialFailures";
 /// Operation latency, milliseconds.
 pub const LATENCY: &str = "Latency";
 

@@ -1,8 +1,10 @@
 //! The DynamoDB store: persists what the pure lifecycle returns. A create is
 //! one transaction (request, first event, idempotency item); every
 //! transition is one transaction (the request put conditional on its
-//! version, plus the event put). Reads are strongly consistent on the table
-//! and paginated on the indexes. Layout: [`super::schema`].
+//! version, plus the event put). Every event is signed with the audit key
+//! ([`super::AuditSigner`]) just before its transaction; the store refuses
+//! to write without one. Reads are strongly consistent on the table and
+//! paginated on the indexes. Layout: [`super::schema`].
 //!
 //! Revocations: the transaction that revokes a grant with credentials
 //! issued also writes the grant's role revocation item; the role's lease
@@ -13,7 +15,7 @@ use super::schema::{
     GSI_PENDING_BY_ROLE, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, GSI3_PK, GSI3_SK, META, OWNER,
     PENDING, PK, RENDERED, RENDERED_AT, REQUEST_ID, ROLE_ID, SK, STATUS, TTL, UNTIL, VERSION,
 };
-use super::{BoxError, is_transient};
+use super::{AuditSigner, AwsError, BoxError, is_transient};
 use crate::BrokerError;
 use crate::domain::UserId;
 use crate::domain::{AccessRequest, Event, IdempotencyKey, RequestId, RoleArn, Status, Timestamp};
@@ -22,7 +24,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +56,24 @@ pub enum StoreError {
     /// An item that does not decode, or inputs that contradict each other.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The event could not be signed with the audit key (or the store has
+    /// no signer): nothing was written.
+    #[error("the audit event could not be signed")]
+    Signing(#[source] AwsError),
+    /// The requester already has as many open requests as allowed.
+    #[error("too many open requests")]
+    TooManyOpen {
+        /// The cap.
+        max: u32,
+    },
+    /// The requester made as many requests this minute as allowed.
+    #[error("too many requests this minute")]
+    CreateRate {
+        /// The cap.
+        max: u32,
+        /// Seconds until the next minute.
+        retry_after_seconds: u64,
+    },
 }
 
 impl From<StoreError> for BrokerError {
@@ -75,11 +95,43 @@ impl From<StoreError> for BrokerError {
                 message: "AWS is unavailable; retry shortly".into(),
                 source: Some(source),
             },
+            StoreError::Signing(e) => e.into(),
+            StoreError::TooManyOpen { max } => Self::Limited {
+                code: "too_many_open_requests",
+                message: format!(
+                    "you have {max} open requests, the most allowed; cancel one or wait for one to end"
+                ),
+                retry_after_seconds: OPEN_CAP_RETRY_SECONDS,
+            },
+            StoreError::CreateRate {
+                max,
+                retry_after_seconds,
+            } => Self::Limited {
+                code: "create_rate_exceeded",
+                message: format!(
+                    "you made {max} requests this minute, the most allowed; retry in {retry_after_seconds} seconds"
+                ),
+                retry_after_seconds,
+            },
             other @ (StoreError::Aws(_) | StoreError::Corrupt(_)) => Self::Internal {
                 detail: super::error_chain(&other),
             },
         }
     }
+}
+
+/// `Retry-After` for a refusal at the open-request cap: a place frees only
+/// when a request ends, which no clock predicts.
+pub const OPEN_CAP_RETRY_SECONDS: u64 = 60;
+
+/// Per-user caps enforced in the create transaction itself, so racing
+/// creates by one user can never exceed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    /// Open (pending or active) requests per user.
+    pub max_open: u32,
+    /// Creates per user per UTC minute.
+    pub creates_per_minute: u32,
 }
 
 /// What [`Store::create`] did.
@@ -175,6 +227,8 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     retention_seconds: i64,
+    signer: Option<AuditSigner>,
+    limits: Option<UserLimits>,
 }
 
 impl Store {
@@ -185,7 +239,45 @@ impl Store {
             client,
             table: Arc::from(table.into()),
             retention_seconds,
+            signer: None,
+            limits: None,
         }
+    }
+
+    /// The same store, counting each user's open requests and creates per
+    /// minute (one counter item each, updated in the create and closing
+    /// transactions) and refusing a create past `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: UserLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The same store, signing every event it writes with `signer`. A store
+    /// without a signer can read, but refuses to write a request or event.
+    #[must_use]
+    pub fn with_signer(mut self, signer: AuditSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// `event` with the audit key's signature over its hash: one KMS `Sign`
+    /// call, made before the transaction that writes it.
+    // INVARIANT: no event is written unsigned.
+    async fn signed(&self, event: &Event) -> Result<Event, StoreError> {
+        let Some(signer) = &self.signer else {
+            return Err(StoreError::Signing(AwsError::Corrupt(
+                "the store has no audit key to sign events with".into(),
+            )));
+        };
+        let signature = signer
+            .sign(&event.hash)
+            .await
+            .map_err(StoreError::Signing)?;
+        Ok(Event {
+            signature: Some(signature),
+            ..event.clone()
+        })
     }
 
     /// The table name.
@@ -236,6 +328,7 @@ impl Store {
             )));
         }
         check_event_matches(req, event)?;
+        let event = &self.signed(event).await?;
         let mut items = vec![
             self.put(
                 self.request_item(req)?,
@@ -250,6 +343,34 @@ impl Store {
                 &[],
             )?,
         ];
+        // INVARIANT: the caps are conditions of the create transaction, so
+        // concurrent creates by one user are counted one at a time.
+        let limits_at = items.len();
+        let minute = req.created_at.unix().div_euclid(60);
+        if let Some(limits) = self.limits {
+            let user = req.requester_id();
+            items.push(self.update(
+                schema::limits_pk(user),
+                schema::OPEN_COUNT,
+                "ADD #c :one",
+                Some("attribute_not_exists(#c) OR #c < :max"),
+                schema::OPEN,
+                &[(":one", n(1)), (":max", n(limits.max_open))],
+            )?);
+            items.push(self.update(
+                schema::limits_pk(user),
+                &schema::creates_sk(minute),
+                "ADD #c :one SET #ttl = :ttl",
+                Some("attribute_not_exists(#c) OR #c < :max"),
+                schema::CREATES,
+                &[
+                    (":one", n(1)),
+                    (":max", n(limits.creates_per_minute)),
+                    (":ttl", n((minute + 2) * 60)),
+                ],
+            )?);
+        }
+        let idem_at = items.len();
         if let Some((key, fingerprint)) = idem {
             let now = req.created_at.unix();
             let item = HashMap::from([
@@ -277,13 +398,27 @@ impl Store {
         match self.transact(items).await {
             Ok(()) => Ok(Created::New),
             Err(TxError::Cancelled(reasons)) => {
-                let idem_failed = reasons
-                    .get(2)
-                    .is_some_and(|code| code == "ConditionalCheckFailed");
-                match idem {
-                    Some((key, fingerprint)) if idem_failed || reasons.is_empty() => {
+                let failed = |i: usize| {
+                    reasons
+                        .get(i)
+                        .is_some_and(|code| code == "ConditionalCheckFailed")
+                };
+                // A replayed key answers with its request, even at a cap.
+                match (idem, self.limits) {
+                    (Some((key, fingerprint)), _) if failed(idem_at) || reasons.is_empty() => {
                         self.resolve_idempotent(req, key, fingerprint).await
                     }
+                    (_, Some(limits)) if failed(limits_at) => Err(StoreError::TooManyOpen {
+                        max: limits.max_open,
+                    }),
+                    (_, Some(limits)) if failed(limits_at + 1) => Err(StoreError::CreateRate {
+                        max: limits.creates_per_minute,
+                        retry_after_seconds: u64::try_from(
+                            (minute + 1) * 60 - req.created_at.unix(),
+                        )
+                        .unwrap_or(60)
+                        .clamp(1, 60),
+                    }),
                     _ => Err(StoreError::Conflict),
                 }
             }
@@ -371,6 +506,7 @@ impl Store {
             )));
         }
         check_event_matches(next, event)?;
+        let event = &self.signed(event).await?;
         let mut items = vec![
             self.put(
                 self.request_item(next)?,
@@ -395,6 +531,16 @@ impl Store {
                 "attribute_not_exists(pk)",
                 &[],
                 &[],
+            )?);
+        }
+        if self.limits.is_some() && event.kind.closes_request() {
+            items.push(self.update(
+                schema::limits_pk(next.requester_id()),
+                schema::OPEN_COUNT,
+                "ADD #c :minus_one",
+                None,
+                schema::OPEN,
+                &[(":minus_one", n(-1))],
             )?);
         }
         match self.transact(items).await {
@@ -459,11 +605,36 @@ impl Store {
         now: Timestamp,
         page: PageRequest,
     ) -> Result<Page<AccessRequest>, StoreError> {
+        self.by_due("#ipk = :ipk AND #isk < :bound", now, page)
+            .await
+    }
+
+    /// Requests with something due after `now`, soonest first: pending
+    /// requests by their deadline, active grants by their window end, and
+    /// revoked grants whose statement awaits pruning. Callers filter by
+    /// [`AccessRequest::effective_status`].
+    #[tracing::instrument(skip_all)]
+    pub async fn list_open(
+        &self,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.by_due("#ipk = :ipk AND #isk >= :bound", now, page)
+            .await
+    }
+
+    /// The `open-by-due` index, earliest first, on one side of `now`.
+    async fn by_due(
+        &self,
+        condition: &'static str,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
         self.query_index(
             IndexQuery {
                 index: GSI_OPEN_BY_DUE,
                 keys: [GSI3_PK, GSI3_SK],
-                condition: "#ipk = :ipk AND #isk < :bound",
+                condition,
                 names: vec![("#ipk", GSI3_PK), ("#isk", GSI3_SK)],
                 values: vec![(":ipk", s(DUE)), (":bound", s(schema::due_bound(now)))],
                 forward: true,
@@ -744,6 +915,36 @@ impl Store {
             .build()
             .map_err(|e| StoreError::Corrupt(format!("put does not build: {e}")))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// An update of counter attribute `counter` (`#c` in `expression`) on
+    /// item `pk`/`sk`, with an optional condition.
+    fn update(
+        &self,
+        pk: String,
+        sk: &str,
+        expression: &str,
+        condition: Option<&str>,
+        counter: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.table.as_ref())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .expression_attribute_names("#c", counter);
+        if expression.contains("#ttl") {
+            update = update.expression_attribute_names("#ttl", TTL);
+        }
+        for (k, v) in values {
+            update = update.expression_attribute_values(*k, v.clone());
+        }
+        let update = update
+            .build()
+            .map_err(|e| StoreError::Corrupt(format!("update does not build: {e}")))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {

@@ -13,6 +13,7 @@ mod catalogue;
 mod credentials;
 mod dynamodb;
 mod iam;
+pub mod kms;
 pub mod provision;
 mod revocation;
 pub mod schema;
@@ -27,9 +28,11 @@ pub use catalogue::{
 };
 pub use credentials::{issue_recorded, mint_credentials};
 pub use dynamodb::{
-    Created, Lease, LeaseState, Page, PageKey, PageRequest, RoleRevocation, Store, StoreError,
+    Created, Lease, LeaseState, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, RoleRevocation,
+    Store, StoreError, UserLimits,
 };
 pub use iam::RoleDirectory;
+pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, LOCAL_BROKER_ACCOUNT, LOCAL_EXTERNAL_ID, LOCAL_PRODUCTION_ACCOUNT,
     LOCAL_STAGING_ACCOUNT, Provisioned, account_admin, create_role, create_table, example_role,

@@ -207,10 +207,16 @@ async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, Aws
             "Effect": "Allow",
             "Principal": {"AWS": format!("arn:aws:iam::{LOCAL_BROKER_ACCOUNT}:root")},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": LOCAL_EXTERNAL_ID}},
+            "Condition": {"StringEquals": {
+                "sts:ExternalId": LOCAL_EXTERNAL_ID,
+                "sts:RoleSessionName": super::accounts::CONTROL_SESSION_NAME,
+            }},
         }],
     });
-    let managed = json!({"StringEquals": {"aws:ResourceTag/tollgate:managed": "true"}});
+    // As `infra/target-role.yaml`'s TollgateControl: GetRole on the managed
+    // path; inline-policy reads and writes only on managed roles (IAM has
+    // no condition key for an inline policy's name: the broker writes only
+    // TollgateRevocations, and DEPLOY.md's SCP keeps others from the rest).
     let roles = format!("arn:aws:iam::*:role{DEFAULT_MANAGED_ROLE_PATH}*");
     let permissions = json!({
         "Version": "2012-10-17",
@@ -226,21 +232,20 @@ async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, Aws
             {
                 "Sid": "DescribeManagedRoles",
                 "Effect": "Allow",
-                "Action": ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"],
+                "Action": "iam:GetRole",
                 "Resource": roles,
-                "Condition": managed,
             },
             {
-                "Sid": "WriteRevocations",
+                "Sid": "RevocationPolicyOnManagedRoles",
                 "Effect": "Allow",
-                "Action": ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+                "Action": [
+                    "iam:ListRolePolicies",
+                    "iam:GetRolePolicy",
+                    "iam:PutRolePolicy",
+                    "iam:DeleteRolePolicy"
+                ],
                 "Resource": roles,
-                "Condition": {
-                    "StringEquals": {
-                        "aws:ResourceTag/tollgate:managed": "true",
-                        "iam:PolicyName": super::POLICY_NAME,
-                    }
-                },
+                "Condition": {"StringEquals": {"aws:ResourceTag/tollgate:managed": "true"}},
             },
         ],
     });

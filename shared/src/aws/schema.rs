@@ -119,6 +119,23 @@ pub fn event_sk(seq: u64) -> String {
     format!("EVT#{seq:010}")
 }
 
+/// Attribute: open (pending or active) requests on a user's limits item.
+pub const OPEN: &str = "open";
+/// Attribute: creates counted on a user's per-minute item.
+pub const CREATES: &str = "creates";
+/// `sk` of the item counting a user's open requests.
+pub const OPEN_COUNT: &str = "OPEN";
+
+/// `pk` of a user's limit counters: `LIMIT#<sub>`.
+pub fn limits_pk(user: &UserId) -> String {
+    format!("LIMIT#{user}")
+}
+
+/// `sk` of a user's create counter for one minute: `CREATES#<unix minute>`.
+pub fn creates_sk(minute: i64) -> String {
+    format!("CREATES#{minute}")
+}
+
 /// `IDEM#<sub>#<key>`. Neither a subject nor a key may contain `#`.
 pub fn idempotency_pk(user: &UserId, key: &str) -> String {
     format!("IDEM#{user}#{key}")

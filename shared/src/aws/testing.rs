@@ -237,7 +237,9 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
-    /// Every call the three clients sent.
+    /// KMS (the audit key).
+    pub kms: aws_sdk_kms::Client,
+    /// Every call the clients sent.
     pub calls: CallLog,
 }
 
@@ -261,8 +263,32 @@ impl Clients {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             calls,
         }
+    }
+
+    /// A signer with the emulator's audit key (`alias/tollgate-audit`,
+    /// created on first use, as `tollgate local provision` does).
+    pub async fn audit_signer(&self) -> Result<crate::aws::AuditSigner, crate::aws::AwsError> {
+        let arn = crate::aws::ensure_audit_key(&self.kms, crate::aws::DEFAULT_AUDIT_KEY).await?;
+        Ok(crate::aws::AuditSigner::new(self.kms.clone(), arn))
+    }
+
+    /// A store over `table` that signs with the emulator's audit key.
+    pub async fn store(
+        &self,
+        table: impl Into<String>,
+        retention_seconds: i64,
+    ) -> Result<crate::aws::Store, crate::aws::AwsError> {
+        Ok(
+            crate::aws::Store::new(self.dynamodb.clone(), table, retention_seconds)
+                .with_signer(self.audit_signer().await?),
+        )
     }
 }
 
@@ -304,6 +330,136 @@ pub fn local_config(table: &str) -> crate::Config {
         control_external_id: Some(crate::aws::LOCAL_EXTERNAL_ID.to_owned()),
         ..crate::Config::default()
     }
+}
+
+/// One IAM document to lint with parliament (`scripts/iam-lint`).
+#[derive(Debug, Clone)]
+pub struct IamDocument {
+    /// What it is, for the report.
+    pub name: String,
+    /// The role whose trust policy it is; `None` for identity and session
+    /// policies.
+    pub trust_of: Option<String>,
+    /// The document.
+    pub document: serde_json::Value,
+}
+
+/// A role's trust policy and inline policies as IAM holds them (through
+/// `iam`, acting in the role's account), named `<role> trust` and
+/// `<role> <policy name>`.
+pub async fn role_documents(
+    iam: &aws_sdk_iam::Client,
+    role: &RoleArn,
+) -> Result<Vec<IamDocument>, String> {
+    let decode = |raw: &str| -> Result<serde_json::Value, String> {
+        let text = if raw.trim_start().starts_with('{') {
+            raw.to_owned()
+        } else {
+            crate::aws::percent_decode(raw)
+        };
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{role}: {e}: {}", &text[..text.len().min(300)]))
+    };
+    let got = iam
+        .get_role()
+        .role_name(role.name())
+        .send()
+        .await
+        .map_err(|e| format!("GetRole {role}: {e}"))?;
+    let trust = got
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .ok_or_else(|| format!("{role} has no trust policy"))?;
+    let mut docs = vec![IamDocument {
+        name: format!("{} trust", role.name()),
+        trust_of: Some(role.to_string()),
+        document: decode(trust)?,
+    }];
+    let names = iam
+        .list_role_policies()
+        .role_name(role.name())
+        .send()
+        .await
+        .map_err(|e| format!("ListRolePolicies {role}: {e}"))?;
+    for name in names.policy_names() {
+        let got = iam
+            .get_role_policy()
+            .role_name(role.name())
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| format!("GetRolePolicy {role} {name}: {e}"))?;
+        docs.push(IamDocument {
+            name: format!("{} {name}", role.name()),
+            trust_of: None,
+            document: decode(got.policy_document())?,
+        });
+    }
+    Ok(docs)
+}
+
+/// Lints `docs` with parliament through `scripts/iam-lint` and returns the
+/// findings that `scripts/iam-lint-accepted.json` does not list (with its
+/// reason) for that document: `(document name, finding)`.
+pub fn iam_lint(docs: &[IamDocument]) -> Result<Vec<(String, serde_json::Value)>, String> {
+    let input: Vec<serde_json::Value> = docs
+        .iter()
+        .map(|d| match &d.trust_of {
+            Some(role) => serde_json::json!({"name": d.name, "kind": "trust", "role_arn": role, "document": d.document}),
+            None => serde_json::json!({"name": d.name, "kind": "identity", "document": d.document}),
+        })
+        .collect();
+    let script = repo_root().join("scripts").join("iam-lint");
+    let mut child = Command::new(python()?)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(serde_json::Value::Array(input).to_string().as_bytes())
+            .map_err(|e| format!("iam-lint stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("iam-lint: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iam-lint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let found: BTreeMap<String, Vec<serde_json::Value>> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("iam-lint output: {e}"))?;
+    let accepted: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("scripts").join("iam-lint-accepted.json"))
+            .map_err(|e| format!("iam-lint-accepted.json: {e}"))?,
+    )
+    .map_err(|e| format!("iam-lint-accepted.json: {e}"))?;
+    // An accepted finding names its issue, the text its detail contains,
+    // optionally the documents it applies to (a name prefix), and why.
+    let is_accepted = |name: &str, finding: &serde_json::Value| {
+        accepted.iter().any(|a| {
+            let detail = finding["detail"].as_str().unwrap_or_default();
+            a["issue"] == finding["issue"]
+                && a["detail_contains"]
+                    .as_str()
+                    .is_some_and(|d| detail.contains(d))
+                && a["document"].as_str().is_none_or(|d| name.starts_with(d))
+                && a["reason"].as_str().is_some_and(|r| !r.trim().is_empty())
+        })
+    };
+    let mut open = Vec::new();
+    for (name, findings) in found {
+        for f in findings {
+            if !is_accepted(&name, &f) {
+                open.push((name.clone(), f));
+            }
+        }
+    }
+    Ok(open)
 }
 
 /// One request as sent on the wire.
@@ -463,4 +619,55 @@ pub fn new_request(
         approvals_required: approvals,
         pending_ttl_seconds: crate::domain::DEFAULT_PENDING_TTL_SECONDS,
     })
+}
+
+/// An audit key held in memory, signing exactly as KMS signs with
+/// `ECDSA_SHA_256` over a `RAW` message: for offline tests of verification
+/// (the CLI's report), never for the broker.
+pub struct LocalAuditKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl std::fmt::Debug for LocalAuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalAuditKey")
+    }
+}
+
+impl LocalAuditKey {
+    /// A fresh P-256 key pair.
+    pub fn generate() -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+            .map(|pair| Self { pair })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The public key as `SubjectPublicKeyInfo` DER, as KMS returns it.
+    pub fn public_der(&self) -> Result<Vec<u8>, String> {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::KeyPair;
+        self.pair
+            .public_key()
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `event` with this key's signature over its hash.
+    pub fn sign(&self, event: &crate::domain::Event) -> Result<crate::domain::Event, String> {
+        use base64::Engine as _;
+        let message = crate::audit::chain::signed_message(&event.hash)
+            .ok_or_else(|| "not an event hash".to_owned())?;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, &message).map_err(|e| e.to_string())?;
+        Ok(crate::domain::Event {
+            signature: Some(crate::domain::EventSignature {
+                key_id: "local".into(),
+                algorithm: crate::audit::chain::SIGNING_ALGORITHM.into(),
+                value: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+            }),
+            ..event.clone()
+        })
+    }
 }

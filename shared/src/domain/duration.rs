@@ -47,19 +47,24 @@ impl GrantDuration {
 
 impl fmt::Display for GrantDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (h, m, s) = (self.0 / 3600, self.0 % 3600 / 60, self.0 % 60);
-        let mut out = String::new();
-        if h > 0 {
-            out.push_str(&format!("{h}h"));
-        }
-        if m > 0 {
-            out.push_str(&format!("{m}m"));
-        }
-        if s > 0 || out.is_empty() {
-            out.push_str(&format!("{s}s"));
-        }
-        f.write_str(&out)
+        f.write_str(&format_seconds(u64::from(self.0)))
     }
+}
+
+/// A number of seconds the way durations are written: `2h`, `1h30m`, `90s`.
+pub fn format_seconds(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
 }
 
 /// Parses `1h30m`, `90m`, `45s`, `2d`, or bare seconds into seconds.

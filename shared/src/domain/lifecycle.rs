@@ -321,6 +321,20 @@ pub enum EventKind {
     Lapsed,
 }
 
+impl EventKind {
+    /// Whether this event ends an open (pending or active) request.
+    pub const fn closes_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Denied { .. }
+                | Self::Cancelled
+                | Self::Revoked { .. }
+                | Self::Expired
+                | Self::Lapsed
+        )
+    }
+}
+
 /// One link of a request's hash-chained audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -341,6 +355,21 @@ pub struct Event {
     pub prev_hash: String,
     /// `sha256(prev_hash ‖ canonical event)`, hex.
     pub hash: String,
+    /// The audit key's signature over `hash`, added by the store just before
+    /// the event is written; not part of the hashed content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<EventSignature>,
+}
+
+/// An asymmetric KMS signature over an event's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSignature {
+    /// The key that signed, as KMS names it (its ARN).
+    pub key_id: String,
+    /// `ECDSA_SHA_256`: ECDSA on P-256 over sha256 of the 32 hash bytes.
+    pub algorithm: String,
+    /// The DER-encoded signature, base64.
+    pub value: String,
 }
 
 /// Why a command was refused. Each maps to a stable API error code.
@@ -633,6 +662,7 @@ impl AccessRequest {
             kind,
             prev_hash: self.chain_head.clone(),
             hash: String::new(),
+            signature: None,
         };
         event.hash = chain::hash_event(&event);
         self.chain_head = event.hash.clone();

@@ -13,18 +13,22 @@ mod text;
 mod timestamp;
 
 pub use duration::{
-    DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS, parse_seconds,
+    DEFAULT_MAX_DURATION_SECONDS, GrantDuration, MIN_DURATION_SECONDS, format_seconds,
+    parse_seconds,
 };
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
     AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
-    NewRequest, Refusal, Status,
+    EventSignature, NewRequest, Refusal, Status,
 };
 pub use onboarding::{MANAGED_TAG, OnboardingRules, RoleCheck, RoleFacts, assess};
 pub use request_id::RequestId;
 pub use role_arn::RoleArn;
 pub use session_policy::SessionPolicy;
-pub use sts_names::{SessionName, is_tag_char, sanitize_source_identity, sanitize_tag_value};
+pub use sts_names::{
+    SOURCE_IDENTITY_HASH_CHARS, SessionName, is_tag_char, sanitize_source_identity,
+    sanitize_tag_value,
+};
 pub use text::{IdempotencyKey, Reason, Ticket, UserId};
 pub use timestamp::Timestamp;
 
@@ -54,6 +58,25 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Characters that show nothing, or change how text around them shows:
+/// zero-width spaces and joiners, word joiners and invisible operators,
+/// the byte-order mark, soft hyphen, Mongolian vowel separator, combining
+/// grapheme joiner, tag characters and interlinear annotation marks.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 

@@ -1,7 +1,7 @@
 //! The optional narrowing a requester asks for: an IAM policy document that
 //! the issued credentials may not exceed.
 
-use super::ValidationError;
+use super::{ValidationError, is_bidi_control, is_invisible};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -35,6 +35,14 @@ impl SessionPolicy {
                 )));
             }
         }
+        // INVARIANT: what an approver reads is what STS receives: no control,
+        // bidi or invisible character anywhere, keys included (as `reason`).
+        if let Some(c) = first_hidden_char(doc) {
+            return Err(bad(&format!(
+                "contains the control or invisible character U+{:04X}",
+                u32::from(c)
+            )));
+        }
         if map.get("Version").is_some_and(|v| v != "2012-10-17") {
             return Err(bad("`Version` must be `2012-10-17`"));
         }
@@ -56,6 +64,15 @@ impl SessionPolicy {
             }
             if !(st.contains_key("Action") || st.contains_key("NotAction")) {
                 return Err(bad("statements need `Action` or `NotAction`"));
+            }
+            if st
+                .get("Sid")
+                .and_then(Value::as_str)
+                .is_some_and(|sid| sid.starts_with("Tollgate"))
+            {
+                return Err(bad(
+                    "statement ids starting with `Tollgate` are reserved for the broker",
+                ));
             }
         }
         let compact = serde_json::to_string(&statements).map_err(|_| bad("is not valid JSON"))?;
@@ -80,6 +97,22 @@ impl SessionPolicy {
     /// The statements as compact JSON (what the digest covers).
     pub fn as_compact_json(&self) -> &str {
         &self.compact
+    }
+}
+
+/// The first control, bidi or invisible character in any key or string.
+fn first_hidden_char(value: &Value) -> Option<char> {
+    let hidden = |s: &str| {
+        s.chars()
+            .find(|c| c.is_control() || is_bidi_control(*c) || is_invisible(*c))
+    };
+    match value {
+        Value::String(s) => hidden(s),
+        Value::Array(items) => items.iter().find_map(first_hidden_char),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| hidden(k).or_else(|| first_hidden_char(v))),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -113,6 +146,29 @@ mod tests {
     }
 
     #[test]
+    fn refuses_bidi_controls_and_invisible_characters_anywhere_in_the_document() {
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{061C}',
+            '\u{0007}',
+        ] {
+            let in_value = json!({"Statement": [{"Effect": "Allow", "Action": format!("s3:Get{c}Object"), "Resource": "*"}]});
+            let in_key = json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {format!("StringEquals{c}"): {"aws:SourceIp": "10.0.0.1"}}}]});
+            let deep = json!({"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [format!("arn:aws:s3:::logs{c}/*")]}]});
+            for doc in [in_value, in_key, deep] {
+                let err = SessionPolicy::parse(&doc).unwrap_err();
+                assert_eq!(err.field, "session_policy");
+                assert!(
+                    err.message.contains(&format!("U+{:04X}", u32::from(c))),
+                    "{}",
+                    err.message
+                );
+            }
+        }
+        // Other Unicode is fine (S3 keys may hold it).
+        assert!(SessionPolicy::parse(&json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/équipe/*"}]})).is_ok());
+    }
+
+    #[test]
     fn refuses_malformed_or_oversized_documents() {
         let big = "s3:GetObject".repeat(200);
         let bad = [
@@ -126,6 +182,7 @@ mod tests {
             json!({"Statement": ["Allow"]}),
             json!({"Statement": [{"Effect": "Allow", "Action": big}]}),
             json!({"Id": "x", "Statement": [{"Effect": "Allow", "Action": "*"}]}),
+            json!({"Statement": [{"Sid": "TollgateWindowEnd", "Effect": "Allow", "Action": "*"}]}),
         ];
         for doc in bad {
             assert!(SessionPolicy::parse(&doc).is_err(), "{doc}");

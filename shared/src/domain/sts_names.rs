@@ -38,18 +38,47 @@ fn is_sts_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
 }
 
-/// A `SourceIdentity` for a user id: 2-64 of `[\w+=,.@-]`, other characters
-/// replaced by `-`, never starting with `aws:` (the `:` is replaced anyway).
+/// Hex characters of `sha256(user id)` appended to a changed source identity.
+pub const SOURCE_IDENTITY_HASH_CHARS: usize = 16;
+
+/// A `SourceIdentity` for a user id (STS: 2-64 of `[\w+=,.@-]`, never
+/// starting with `aws:`). A subject that already fits is sent as it is.
+/// Any other is changed — characters outside the set become `-`, the result
+/// is cut to 47 characters — and always gets `=` and the first 16 hex
+/// characters of `sha256(subject)` appended, so two subjects never map to
+/// one value (`auth0|alice` → `auth0-alice=<hash>`, while `auth0-alice` stays
+/// `auth0-alice`). A subject that already ends like a mapped value (`=` and
+/// 16 lowercase hex characters) is mapped too, so no subject can choose to
+/// equal another's mapped value.
 pub fn sanitize_source_identity(user: &str) -> String {
+    let fits = (2..=64).contains(&user.len())
+        && user.chars().all(is_sts_name_char)
+        && !user.to_ascii_lowercase().starts_with("aws:")
+        && !looks_mapped(user);
+    if fits {
+        return user.to_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(user.as_bytes()));
+    let keep = 64 - 1 - SOURCE_IDENTITY_HASH_CHARS;
     let mut out: String = user
         .chars()
         .map(|c| if is_sts_name_char(c) { c } else { '-' })
-        .take(64)
+        .take(keep)
         .collect();
-    while out.len() < 2 {
-        out.push('-');
-    }
+    out.push('=');
+    out.push_str(&hash[..SOURCE_IDENTITY_HASH_CHARS]);
     out
+}
+
+/// Whether `value` ends as [`sanitize_source_identity`] ends a changed value.
+fn looks_mapped(value: &str) -> bool {
+    let n = SOURCE_IDENTITY_HASH_CHARS;
+    value.len() > n
+        && value.as_bytes()[value.len() - n - 1] == b'='
+        && value[value.len() - n..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// STS's character class for session tag values. `char::is_alphanumeric`
@@ -104,10 +133,51 @@ mod tests {
             sanitize_source_identity("alice@example.com"),
             "alice@example.com"
         );
-        assert_eq!(sanitize_source_identity("auth0|123"), "auth0-123");
-        assert_eq!(sanitize_source_identity("aws:root"), "aws-root");
-        assert_eq!(sanitize_source_identity("x"), "x-");
+        let mapped = sanitize_source_identity("auth0|123");
+        assert!(mapped.starts_with("auth0-123="), "{mapped}");
+        assert_eq!(
+            mapped.len(),
+            "auth0-123=".len() + SOURCE_IDENTITY_HASH_CHARS
+        );
+        assert!(sanitize_source_identity("aws:root").starts_with("aws-root="));
+        assert!(sanitize_source_identity("x").starts_with("x="));
         assert_eq!(sanitize_source_identity(&"é".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn a_changed_source_identity_gets_a_hash_suffix_so_distinct_users_stay_distinct() {
+        // Kept as they are: already valid, and not shaped like a mapped value.
+        for kept in [
+            "alice",
+            "alice@example.com",
+            "00u1abcd2EFGH3ijk4x7",
+            "a.b+c=d,e",
+        ] {
+            assert_eq!(sanitize_source_identity(kept), kept);
+        }
+        let pairs = [
+            ("auth0|alice", "auth0-alice"),
+            ("aws:root", "aws-root"),
+            (&"a".repeat(70) as &str, &"a".repeat(64) as &str),
+            (
+                &format!("{}x", "a".repeat(64)),
+                &format!("{}y", "a".repeat(64)),
+            ),
+            ("x", "x-"),
+        ];
+        for (changed, other) in pairs {
+            let a = sanitize_source_identity(changed);
+            let b = sanitize_source_identity(other);
+            assert_ne!(a, b, "`{changed}` and `{other}` must not collide");
+            assert!((2..=64).contains(&a.len()), "{a}");
+            assert!(a.chars().all(is_sts_name_char), "{a}");
+        }
+        // A valid value that looks like a mapped one is mapped too, so no
+        // subject can choose to equal another's mapped value.
+        let mapped = sanitize_source_identity("auth0|alice");
+        assert_ne!(sanitize_source_identity(&mapped), mapped);
+        // Deterministic.
+        assert_eq!(sanitize_source_identity("auth0|alice"), mapped);
     }
 
     #[test]

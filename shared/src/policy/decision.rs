@@ -16,9 +16,10 @@ pub struct PolicyRef {
 
 /// What the policies say about one [`Query`](super::Query).
 ///
-/// `allowed` is true only when at least one policy permits and none forbids
-/// (default deny). Policies that failed to evaluate did not apply; their
-/// errors are in `errors`.
+/// `allowed` is true only when at least one policy permits, none forbids,
+/// and no forbid failed to evaluate (default deny, fail closed). A permit
+/// that failed to evaluate did not apply; a forbid that failed denies. Both
+/// are in `errors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Whether the action is allowed.
@@ -34,6 +35,9 @@ pub struct Decision {
     pub permitted_by: Vec<PolicyRef>,
     /// Forbid policies that were satisfied, sorted by id.
     pub forbidden_by: Vec<PolicyRef>,
+    /// Forbid policies that failed to evaluate, sorted by id: each denies,
+    /// since whether it applies cannot be known.
+    pub failed_forbids: Vec<PolicyRef>,
     /// Evaluation errors (each policy named), or why the query could not be
     /// put to the policies at all (then nothing was evaluated and it is denied).
     pub errors: Vec<String>,
@@ -68,8 +72,15 @@ impl Decision {
         if !self.forbidden_by.is_empty() {
             list(&mut out, "forbidden by:", &self.forbidden_by);
         }
+        if !self.failed_forbids.is_empty() {
+            list(
+                &mut out,
+                "denied because these forbid policies failed to evaluate (a forbid that errors denies):",
+                &self.failed_forbids,
+            );
+        }
         if !self.permitted_by.is_empty() {
-            let heading = if self.forbidden_by.is_empty() {
+            let heading = if self.forbidden_by.is_empty() && self.failed_forbids.is_empty() {
                 "permitted by:"
             } else {
                 "permitted by (overridden: a forbid always wins):"
@@ -79,13 +90,16 @@ impl Decision {
         if !self.errors.is_empty() {
             let _ = writeln!(
                 out,
-                "errors (a policy that fails to evaluate does not apply):"
+                "errors (a permit that fails to evaluate does not apply; a forbid that fails denies):"
             );
             for e in &self.errors {
                 let _ = writeln!(out, "  - {e}");
             }
         }
-        if self.permitted_by.is_empty() && self.forbidden_by.is_empty() {
+        if self.permitted_by.is_empty()
+            && self.forbidden_by.is_empty()
+            && self.failed_forbids.is_empty()
+        {
             let _ = writeln!(
                 out,
                 "no policy permits `{}` on {} for {}: default deny",
@@ -97,7 +111,8 @@ impl Decision {
 
     /// The decision as JSON, for decision logs and API bodies:
     /// `{"decision": "allow"|"deny", "action", "principal", "role",
-    /// "permitted_by": [{"id", "description"}], "forbidden_by": [...], "errors": [...]}`.
+    /// "permitted_by": [{"id", "description"}], "forbidden_by": [...],
+    /// "failed_forbids": [...], "errors": [...]}`.
     pub fn to_json(&self) -> serde_json::Value {
         let refs = |refs: &[PolicyRef]| {
             refs.iter()
@@ -111,6 +126,7 @@ impl Decision {
             "role": self.role,
             "permitted_by": refs(&self.permitted_by),
             "forbidden_by": refs(&self.forbidden_by),
+            "failed_forbids": refs(&self.failed_forbids),
             "errors": self.errors,
         })
     }

@@ -247,7 +247,8 @@ impl PolicyEngine {
         })
     }
 
-    /// Decides `q`: allowed only if some policy permits and none forbids.
+    /// Decides `q`: allowed only if some policy permits, none forbids and
+    /// every forbid that could apply evaluated without error.
     /// Input that cannot be put to the policies (say a `source_ip` that is not
     /// an address) is denied, with the reason in `errors`.
     pub fn decide(&self, q: &Query<'_>) -> Decision {
@@ -272,6 +273,7 @@ impl PolicyEngine {
             role: q.role.arn.to_string(),
             permitted_by: Vec::new(),
             forbidden_by: Vec::new(),
+            failed_forbids: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -298,9 +300,9 @@ impl PolicyEngine {
         };
         let splits = splits(slice, q);
         for split in splits {
-            for (set, satisfied) in [
-                (&split.forbids, &mut decision.forbidden_by),
-                (&split.permits, &mut decision.permitted_by),
+            for (set, satisfied, forbids) in [
+                (&split.forbids, &mut decision.forbidden_by, true),
+                (&split.permits, &mut decision.permitted_by, false),
             ] {
                 if set.is_empty() {
                     continue;
@@ -313,18 +315,24 @@ impl PolicyEngine {
                         .reason()
                         .map(|id| self.policy_ref(id)),
                 );
-                decision.errors.extend(
-                    response
-                        .diagnostics()
-                        .errors()
-                        .map(std::string::ToString::to_string),
-                );
+                for error in response.diagnostics().errors() {
+                    if forbids {
+                        let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = error;
+                        decision.failed_forbids.push(self.policy_ref(e.policy_id()));
+                    }
+                    decision.errors.push(error.to_string());
+                }
             }
         }
         decision.permitted_by.sort();
         decision.forbidden_by.sort();
+        decision.failed_forbids.sort();
         decision.errors.sort();
-        decision.allowed = !decision.permitted_by.is_empty() && decision.forbidden_by.is_empty();
+        // INVARIANT: a forbid that cannot be evaluated denies (fail closed);
+        // Cedar alone would skip it and let a permit through.
+        decision.allowed = !decision.permitted_by.is_empty()
+            && decision.forbidden_by.is_empty()
+            && decision.failed_forbids.is_empty();
         decision
     }
 }

@@ -6,10 +6,12 @@
 //! - `load`: reading `*.cedar` files, policy ids, located errors.
 //! - `engine`: the loaded, sliced policy set and `decide`.
 //! - `decision`: what `decide` returns, for programs (`to_json`) and people (`explain`).
+//! - `duration_limit`: the longest grant and what sets it (ceiling, role tag or policy).
 //! - `reads`: what each policy reads from the context, found at load time.
 //! - `terms`: discovery, the terms on which a caller may request a role.
 
 mod decision;
+mod duration_limit;
 mod engine;
 mod entities;
 mod load;
@@ -18,6 +20,7 @@ mod schema;
 mod terms;
 
 pub use decision::{Decision, PolicyRef};
+pub use duration_limit::{DurationLimit, LimitSource, longest_allowed};
 pub use engine::PolicyEngine;
 pub use entities::{Action, Query, QueryContext};
 pub use load::{PolicyError, PolicyProblem};

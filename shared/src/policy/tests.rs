@@ -1090,6 +1090,35 @@ fn evaluation_error_means_the_policy_did_not_apply_and_is_reported() {
 }
 
 #[test]
+fn a_forbid_that_fails_to_evaluate_denies_and_explain_says_so() {
+    let e = PolicyEngine::from_sources(&[(
+        "fail-closed.cedar",
+        r#"@id("admins")
+           permit(principal in Tollgate::Group::"admins", action, resource);
+           @id("long-grants-forbidden")
+           @description("no grant over an hour, counted in quarter-hours")
+           forbid(principal, action, resource) when { context.duration_seconds * 4611686018427387904 > 3600 };"#,
+    )])
+    .unwrap();
+    let admin = member(&["admins"], &[], false);
+    let d = ask(&e, &admin, Action::Request, PROD_ARN, ctx());
+    let ids = |refs: &[PolicyRef]| refs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert!(!d.allowed, "{}", d.explain());
+    assert_eq!(ids(&d.permitted_by), ["admins"]);
+    assert_eq!(ids(&d.failed_forbids), ["long-grants-forbidden"]);
+    let text = d.explain();
+    assert!(text.starts_with("DENY"), "{text}");
+    assert!(
+        text.contains("long-grants-forbidden") && text.contains("failed to evaluate"),
+        "{text}"
+    );
+    assert_eq!(
+        d.to_json()["failed_forbids"][0]["id"],
+        "long-grants-forbidden"
+    );
+}
+
+#[test]
 fn empty_set_loads_and_denies_everything() {
     let e = PolicyEngine::from_sources(&[]).unwrap();
     assert_eq!(e.policy_count(), 0);

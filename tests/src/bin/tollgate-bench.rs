@@ -50,7 +50,6 @@ use tollgate::api::clock::Clock;
 use tollgate::api::settings::Settings;
 use tollgate::api::state::{AppState, RouteSet, StateOptions};
 use tollgate::audit::log::AuditLog;
-use tollgate::aws::Store;
 use tollgate::aws::testing::{Emulator, new_request, unique_name};
 use tollgate::domain::{AccessRequest, RoleArn, Timestamp};
 use tollgate_tests::aws_proxy::{AwsProxy, OpStats, total};
@@ -441,7 +440,10 @@ async fn sweep(emulator: &Emulator, count: usize) {
     tollgate::aws::provision(&clients.dynamodb, &clients.iam, &clients.sts, &table)
         .await
         .expect("provision");
-    let store = Store::new(clients.dynamodb.clone(), table.clone(), 86_400);
+    let store = clients
+        .store(table.clone(), 86_400)
+        .await
+        .expect("a store with the audit key");
     let role = RoleArn::parse(&role_arn("StagingDeveloper")).expect("role");
     let seconds = tollgate::domain::MIN_DURATION_SECONDS;
     let t = Instant::now();
@@ -475,7 +477,7 @@ async fn sweep(emulator: &Emulator, count: usize) {
         StateOptions {
             config: tollgate::aws::testing::local_config(&table),
             routes: RouteSet::Expiry,
-            auth: Authenticator::ApiGateway,
+            auth: Authenticator::Nobody,
             settings: Settings::default(),
             clock: Clock::system(),
             audit,
@@ -632,6 +634,10 @@ async fn functions(emulator: &Emulator, args: &Args) {
             tollgate::aws::LOCAL_BROKER_ACCOUNT,
         ),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+        // Init fetches nothing from the issuer (its keys come with the
+        // first token), so any https issuer measures the same.
+        ("TOLLGATE_JWT_ISSUER", "https://idp.example.com"),
+        ("TOLLGATE_JWT_AUDIENCE", "tollgate"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

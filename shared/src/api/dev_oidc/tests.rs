@@ -228,10 +228,13 @@ fn the_example_users_are_those_local_broker_prints() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/local-broker"),
     )
     .unwrap();
+    // The script's one table of users: `"name|who they are|--sub name ..."`.
     let printed: Vec<&str> = script
         .lines()
-        .filter_map(|l| l.split_once("tollgate dev token --sub ").map(|(_, a)| a))
-        .filter(|a| !a.contains('"'))
+        .filter_map(|l| {
+            l.split_once("|--sub ")
+                .map(|(_, a)| a.trim_end_matches('"'))
+        })
         .collect();
     assert_eq!(printed.len(), EXAMPLE_USERS.len(), "{printed:?}");
     for (args, u) in printed.iter().zip(EXAMPLE_USERS) {

@@ -2,14 +2,19 @@
 //! The issue event is written (one transaction) before STS is asked, so no
 //! credentials exist without their record; they are returned once and
 //! never stored or logged.
+//!
+//! This function reaches no control role: it needs nothing of the role but
+//! its ARN (see [`crate::aws::CredentialPlan::new`]), so it holds STS rights
+//! on target roles and nothing in IAM. Only the requester ever gets
+//! credentials; anyone else is answered exactly as for a request that does
+//! not exist (404, no policy question asked either way).
 
-use super::{authorize_view, is_requester, load, parse_id, transition};
+use super::{is_requester, not_found, parse_id};
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody};
 use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
-use crate::aws::{CredentialPlan, issue_recorded};
-use crate::domain::{Command, Refusal, Status};
+use crate::aws::mint_credentials;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -28,49 +33,36 @@ pub async fn credentials(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     JsonObject::parse(&body, &[])?;
-    let req = load(&state, id).await?;
-    let role = authorize_view(&state, &caller, &req, now).await?;
+    let req = state.store.get(id).await?;
     // INVARIANT: only the requester ever receives credentials for a grant.
-    if !is_requester(&caller.identity, &req) {
-        return Err(BrokerError::from(Refusal::NotRequester).into());
-    }
-    let Some(role) = role else {
+    let Some(req) = req.filter(|r| is_requester(&caller.identity, r)) else {
+        return Err(not_found(id).into());
+    };
+    if !state.accounts.is_brokered(req.role_arn.account()) {
         return Err(BrokerError::Conflict {
-            code: "role_missing",
-            message: format!("role `{}` no longer exists", req.role_arn),
+            code: "account_not_brokered",
+            message: format!(
+                "roles in account `{}` are no longer brokered",
+                req.role_arn.account()
+            ),
         }
         .into());
-    };
+    }
     let Some(issuer) = state.issuer.as_ref() else {
         return Err(BrokerError::Internal {
             detail: "credentials route mounted without an STS issuer".into(),
         }
         .into());
     };
-    let actor = caller.actor();
-    let mut plan: Option<CredentialPlan> = None;
-    let (next, _) = transition(&state, req, |current| {
-        let status = current.effective_status(now);
-        if status != Status::Active {
-            return Err(Refusal::NotActive(status).into());
-        }
-        let p = CredentialPlan::new(current, &role, now)?;
-        let command = Command::IssueCredentials {
-            session_name: p.session_name.clone(),
-            expires_at: p.expires_at,
-        };
-        let applied = current.apply(command, &actor, now)?;
-        plan = Some(p);
-        Ok(applied)
-    })
+    let (next, creds) = mint_credentials(
+        &state.store,
+        issuer,
+        &state.audit,
+        &req,
+        &caller.actor(),
+        now,
+    )
     .await?;
-    let Some(plan) = plan else {
-        return Err(BrokerError::Internal {
-            detail: "credential plan missing after the issue event".into(),
-        }
-        .into());
-    };
-    let creds = issue_recorded(issuer, &state.audit, &next, &plan).await?;
     state
         .metrics
         .count(metrics::CREDENTIALS_ISSUED, "credentials", 1);
@@ -80,7 +72,7 @@ pub async fn credentials(
         "session_token": creds.session_token.expose_secret(),
         "expiration": creds.expiration,
         "request_id": next.id,
-        "session_name": plan.session_name.as_str(),
+        "session_name": crate::domain::SessionName::for_request(next.id).as_str(),
         "window_end": next.window_end,
     });
     let mut response = Json(body).into_response();

@@ -33,8 +33,17 @@
 //!   `Idempotent-Replayed: true`);
 //! - `POST /requests?dry_run=true`: 200 `{dry_run, allowed, outcome:
 //!   "active"|"pending"|"denied", auto_approved, approvals_required,
-//!   max_duration_seconds, decision, auto_approve, explanation}`;
-//! - `GET /requests`: 200 `{items: [request...], next_token}`;
+//!   max_duration_seconds, duration_limit, decision, auto_approve,
+//!   explanation}`; `max_duration_seconds` is the longest grant policies
+//!   allow for this request as asked (null: none), `duration_limit` says
+//!   what sets it: `{seconds, source: "ceiling"|"role_tag"|"policy", tag?,
+//!   policy?}`. A duration over a limit is refused naming it (400 over the
+//!   ceiling or role tag, 403 `policy_denied` over a policy's);
+//! - `GET /requests`: 200 `{items: [request...], next_token}`; scope
+//!   `reviewable` adds `requester_active_grant` (`{id, window_end}` or
+//!   null) to each item and `awaiting_mfa` (how many of the pending
+//!   requests read the caller could approve after signing in with MFA);
+//!   scope `revocable` lists active grants the caller may revoke;
 //! - `POST /requests/{id}/credentials`: 200 `{access_key_id,
 //!   secret_access_key, session_token, expiration, request_id,
 //!   session_name, window_end}` with `Cache-Control: no-store`;
@@ -63,12 +72,10 @@ use serde_json::Value;
 /// Transitions retried after a version conflict before giving up.
 const MAX_TRANSITION_ATTEMPTS: usize = 3;
 
-/// The one answer for a request that does not exist or may not be seen.
-pub(crate) fn not_found(id: &str) -> BrokerError {
-    BrokerError::NotFound(format!(
-        "request {} was not found",
-        crate::domain::quote(id)
-    ))
+/// The one answer for a request that does not exist or may not be seen:
+/// the same message (the canonical id, however the path spelt it) either way.
+pub(crate) fn not_found(id: RequestId) -> BrokerError {
+    BrokerError::NotFound(format!("request `{id}` was not found"))
 }
 
 /// A request id from the path: malformed ids are bad input.
@@ -116,15 +123,24 @@ pub(crate) fn query<'a>(
         principal: &caller.identity,
         action,
         role,
-        context: QueryContext {
-            duration_seconds: req.duration.seconds(),
-            reason: req.reason.as_str(),
-            ticket: req.ticket.as_ref().map(|t| t.as_str()),
-            source_ip: caller.source_ip.as_deref(),
-            now,
-            requester: Some(&req.requester),
-            approvals_so_far: u32::try_from(req.approvals.len()).unwrap_or(u32::MAX),
-        },
+        context: query_context(caller, req, now),
+    }
+}
+
+/// The policy context of a question about an existing request.
+fn query_context<'a>(
+    caller: &'a Caller,
+    req: &'a AccessRequest,
+    now: Timestamp,
+) -> QueryContext<'a> {
+    QueryContext {
+        duration_seconds: req.duration.seconds(),
+        reason: req.reason.as_str(),
+        ticket: req.ticket.as_ref().map(|t| t.as_str()),
+        source_ip: caller.source_ip.as_deref(),
+        now,
+        requester: Some(&req.requester),
+        approvals_so_far: u32::try_from(req.approvals.len()).unwrap_or(u32::MAX),
     }
 }
 
@@ -138,7 +154,12 @@ pub(crate) fn decide_logged(
     let policies: Vec<String> = if decision.allowed {
         decision.permitted_by.iter().map(|p| p.id.clone()).collect()
     } else {
-        decision.forbidden_by.iter().map(|p| p.id.clone()).collect()
+        decision
+            .forbidden_by
+            .iter()
+            .chain(&decision.failed_forbids)
+            .map(|p| p.id.clone())
+            .collect()
     };
     let actor = crate::domain::Actor::User(q.principal.sub.clone());
     state.audit.decision(&LoggedDecision {
@@ -157,9 +178,16 @@ pub(crate) fn decide_logged(
 
 /// 403 `policy_denied` with the explanation.
 pub(crate) fn policy_denied(decision: &Decision) -> BrokerError {
-    let why = match decision.forbidden_by.first() {
-        Some(p) => format!("forbidden by policy `{}`", p.id),
-        None => "no policy permits it".to_owned(),
+    let why = match (
+        decision.forbidden_by.first(),
+        decision.failed_forbids.first(),
+    ) {
+        (Some(p), _) => format!("forbidden by policy `{}`", p.id),
+        (None, Some(p)) => format!(
+            "forbid policy `{}` failed to evaluate, and a forbid that fails denies",
+            p.id
+        ),
+        (None, None) => "no policy permits it".to_owned(),
     };
     BrokerError::Denied {
         code: "policy_denied",
@@ -183,48 +211,136 @@ pub(crate) fn permitting(decision: &Decision) -> Vec<String> {
     decision.permitted_by.iter().map(|p| p.id.clone()).collect()
 }
 
-/// Reads request `id`, or 404.
+/// Reads request `id`, or 404 (for re-reads after a version conflict).
 pub(crate) async fn load(state: &AppState, id: RequestId) -> Result<AccessRequest, BrokerError> {
-    state
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| not_found(&id.to_string()))
+    state.store.get(id).await?.ok_or_else(|| not_found(id))
 }
 
-/// Whether `caller` may see `req`: the requester always; anyone else when
-/// `read` or `approve` is permitted on the role. Others get the same 404 as
-/// for a request that does not exist. Returns the role as IAM describes it
-/// (`None` only for the requester, when the role no longer exists).
+/// Reads request `id` and checks that `caller` may see it (see
+/// [`authorize_view`]); 404 otherwise, the same for an unknown request.
+pub(crate) async fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: RequestId,
+    now: Timestamp,
+) -> Result<(AccessRequest, Option<RoleInfo>), BrokerError> {
+    let found = state.store.get(id).await?;
+    authorize_view(state, caller, id, found, now).await
+}
+
+/// Whether `caller` may see request `id` (`found`, as read): the requester
+/// always; anyone else when `read` or `approve` is permitted on the role.
+/// Returns the request and the role as IAM describes it (`None` only for
+/// the requester, when the role no longer exists).
+// INVARIANT: a request the caller may not see answers exactly as one that
+// does not exist: the same 404 message, and the same work (both policy
+// questions asked, one `view` decision line written), so the answer does not
+// tell them apart. The log line does, for whoever reads the logs: an unknown
+// request is logged against the placeholder role, which shows probing. What
+// remains is the role lookup, which the role cache answers without IAM after
+// the first call per role.
 pub(crate) async fn authorize_view(
     state: &AppState,
     caller: &Caller,
-    req: &AccessRequest,
+    id: RequestId,
+    found: Option<AccessRequest>,
     now: Timestamp,
-) -> Result<Option<RoleInfo>, BrokerError> {
-    let role = state.roles.describe(&req.role_arn).await?;
-    if is_requester(&caller.identity, req) {
-        return Ok(role);
-    }
-    let Some(role) = role else {
-        return Err(not_found(&req.id.to_string()));
+) -> Result<(AccessRequest, Option<RoleInfo>), BrokerError> {
+    let Some(req) = found else {
+        if let Some(role) = unknown_role() {
+            let context = QueryContext {
+                duration_seconds: 3600,
+                reason: "",
+                ticket: None,
+                source_ip: caller.source_ip.as_deref(),
+                now,
+                requester: Some(&caller.identity),
+                approvals_so_far: 0,
+            };
+            may_see(state, caller, id, &role, context);
+        }
+        return Err(not_found(id));
     };
-    let read = decide_logged(
-        state,
-        &query(caller, Action::Read, &role, req, now),
-        Some(req.id),
-    );
-    if read.allowed {
-        return Ok(Some(role));
+    let role = state.roles.describe(&req.role_arn).await?;
+    if is_requester(&caller.identity, &req) {
+        return Ok((req, role));
     }
-    if state
-        .policy
-        .decide(&query(caller, Action::Approve, &role, req, now))
-        .allowed
-    {
-        return Ok(Some(role));
+    let role = match role {
+        Some(role) => role,
+        None => {
+            if let Some(unknown) = unknown_role() {
+                may_see(
+                    state,
+                    caller,
+                    id,
+                    &unknown,
+                    query_context(caller, &req, now),
+                );
+            }
+            return Err(not_found(id));
+        }
+    };
+    if may_see(state, caller, id, &role, query_context(caller, &req, now)) {
+        return Ok((req, Some(role)));
     }
-    Err(not_found(&req.id.to_string()))
+    Err(not_found(id))
+}
+
+/// Both visibility questions (`read`, `approve`), always both, and one
+/// decision line `view` for request `id`: allowed when either permits,
+/// naming the permitting policies (or, denied, the forbidding ones).
+fn may_see(
+    state: &AppState,
+    caller: &Caller,
+    id: RequestId,
+    role: &RoleInfo,
+    context: QueryContext<'_>,
+) -> bool {
+    let ask = |action| Query {
+        principal: &caller.identity,
+        action,
+        role,
+        context: context.clone(),
+    };
+    let read = state.policy.decide(&ask(Action::Read));
+    let approve = state.policy.decide(&ask(Action::Approve));
+    let allowed = read.allowed || approve.allowed;
+    let policies: Vec<String> = [&read, &approve]
+        .into_iter()
+        .flat_map(|d| {
+            if allowed {
+                d.permitted_by.iter()
+            } else {
+                d.forbidden_by.iter()
+            }
+        })
+        .map(|p| p.id.clone())
+        .collect();
+    state.audit.decision(&LoggedDecision {
+        action: "view",
+        request_id: Some(id),
+        actor: &caller.actor(),
+        role: &role.arn,
+        allowed,
+        policies: &policies,
+    });
+    allowed
+}
+
+/// The role put to the policies for a request that does not exist (or
+/// whose role no longer does): an account that is never real, no tags.
+fn unknown_role() -> Option<RoleInfo> {
+    static ROLE: std::sync::LazyLock<Option<RoleInfo>> = std::sync::LazyLock::new(|| {
+        crate::domain::RoleArn::parse("arn:aws:iam::000000000000:role/tollgate-unknown")
+            .ok()
+            .map(|arn| RoleInfo {
+                arn,
+                role_id: String::new(),
+                max_session_seconds: 3600,
+                tags: Default::default(),
+            })
+    });
+    ROLE.clone()
 }
 
 /// Whether `who` asked for `req`.

@@ -1,7 +1,7 @@
 //! The `requests` function: create (and dry-run), list, show and cancel.
 
 use super::{
-    authorize_view, decide_logged, explanation, is_requester, load, parse_id, permitting,
+    authorize_view, decide_logged, explanation, is_requester, load_visible, parse_id, permitting,
     policy_denied, request_json, request_with_events_json, review_json, role_json, text_field,
     transition,
 };
@@ -16,7 +16,7 @@ use crate::domain::{
     AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, RequestId, RoleArn,
     SessionPolicy, Status, Ticket, Timestamp,
 };
-use crate::policy::{Action, Query, QueryContext};
+use crate::policy::{Action, DurationLimit, Query, QueryContext, longest_allowed};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -135,14 +135,13 @@ pub async fn create(
             ),
         })?;
     let approvals_required = role.approvals_required()?;
-    let max_duration = role.max_duration_seconds(state.config.max_duration_seconds)?;
-    let duration = GrantDuration::new(input.duration_seconds, max_duration)?;
-    let ask = |action| Query {
+    let hard = DurationLimit::hard(&role, state.config.max_duration_seconds)?;
+    let ask = |action, duration_seconds| Query {
         principal: &caller.identity,
         action,
         role: &role,
         context: QueryContext {
-            duration_seconds: duration.seconds(),
+            duration_seconds,
             reason: input.reason.as_str(),
             ticket: input.ticket.as_ref().map(Ticket::as_str),
             source_ip: caller.source_ip.as_deref(),
@@ -151,12 +150,30 @@ pub async fn create(
             approvals_so_far: 0,
         },
     };
-    let decision = decide_logged(&state, &ask(Action::Request), None);
-    let auto = decision
-        .allowed
-        .then(|| decide_logged(&state, &ask(Action::AutoApprove), None));
+    // The longest grant policies allow for this request as asked (`None`:
+    // none at all), and what sets it.
+    let asked = u32::try_from(input.duration_seconds).unwrap_or(u32::MAX);
+    let limit = || longest_allowed(&state.policy, &ask(Action::Request, asked), &hard);
+    if input.duration_seconds > u64::from(hard.seconds) {
+        let tightest = limit().unwrap_or_else(|| hard.clone());
+        return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
+    }
+    let duration = GrantDuration::new(input.duration_seconds, hard.seconds)?;
+    // The id comes first so that the decision lines name the request they
+    // decided (a dry run stores nothing and names none).
+    let id = RequestId::generate(now);
+    let logged_id = (!dry_run).then_some(id);
+    let decision = decide_logged(&state, &ask(Action::Request, duration.seconds()), logged_id);
+    let auto = decision.allowed.then(|| {
+        decide_logged(
+            &state,
+            &ask(Action::AutoApprove, duration.seconds()),
+            logged_id,
+        )
+    });
     let auto_approved = auto.as_ref().is_some_and(|d| d.allowed);
     if dry_run {
+        let limit = limit();
         let outcome = match (decision.allowed, auto_approved) {
             (false, _) => "denied",
             (true, true) => "active",
@@ -172,7 +189,8 @@ pub async fn create(
             "outcome": outcome,
             "auto_approved": auto_approved,
             "approvals_required": if auto_approved { 0 } else { approvals_required },
-            "max_duration_seconds": max_duration,
+            "max_duration_seconds": limit.as_ref().map(|l| l.seconds),
+            "duration_limit": limit.as_ref().map(DurationLimit::to_json),
             "decision": explanation(&decision),
             "auto_approve": auto.as_ref().map(explanation),
             "explanation": text,
@@ -181,7 +199,14 @@ pub async fn create(
     }
     if !decision.allowed {
         state.metrics.count(metrics::DENIALS, "request", 1);
-        return Err(policy_denied(&decision).into());
+        let mut denied = policy_denied(&decision);
+        // Too long for the policies, though shorter would do: say by how much.
+        if let (Some(l), BrokerError::Denied { message, .. }) = (limit(), &mut denied)
+            && u64::from(l.seconds) < input.duration_seconds
+        {
+            *message = l.exceeded(input.duration_seconds).message;
+        }
+        return Err(denied.into());
     }
     let mut policies = permitting(&decision);
     if let Some(a) = auto.as_ref().filter(|a| a.allowed) {
@@ -189,7 +214,7 @@ pub async fn create(
     }
     let fingerprint = input.fingerprint();
     let new = NewRequest {
-        id: RequestId::generate(now),
+        id,
         requester: caller.identity.clone(),
         role_arn: input.role_arn,
         duration,
@@ -232,6 +257,7 @@ pub async fn create(
 enum Scope {
     Mine,
     Reviewable,
+    Revocable,
 }
 
 impl Scope {
@@ -239,11 +265,25 @@ impl Scope {
         match self {
             Self::Mine => "mine",
             Self::Reviewable => "reviewable",
+            Self::Revocable => "revocable",
+        }
+    }
+
+    /// The one status a scope lists, when it lists only one.
+    fn only(self) -> Option<Status> {
+        match self {
+            Self::Mine => None,
+            Self::Reviewable => Some(Status::Pending),
+            Self::Revocable => Some(Status::Active),
         }
     }
 }
 
-/// `GET /requests?scope=mine|reviewable&status=&limit=&next_token=`.
+/// `GET /requests?scope=mine|reviewable|revocable&status=&limit=&next_token=`.
+/// `reviewable` items also say whether the requester already holds an
+/// active grant for the role (`requester_active_grant`), and the answer
+/// counts the requests the caller could approve after signing in with MFA
+/// (`awaiting_mfa`); `revocable` lists active grants the caller may revoke.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,9 +303,10 @@ pub async fn list(
     let scope = match get("scope") {
         None | Some("mine") => Scope::Mine,
         Some("reviewable") => Scope::Reviewable,
+        Some("revocable") => Scope::Revocable,
         Some(other) => {
             return Err(BrokerError::invalid(format!(
-                "scope {} is not `mine` or `reviewable`",
+                "scope {} is not `mine`, `reviewable` or `revocable`",
                 crate::domain::quote(other)
             ))
             .into());
@@ -280,10 +321,13 @@ pub async fn list(
             ))
         })?),
     };
-    if scope == Scope::Reviewable && status.is_some_and(|s| s != Status::Pending) {
-        return Err(BrokerError::invalid(
-            "scope `reviewable` lists pending requests only; leave out `status` or use `pending`",
-        )
+    if let (Some(only), Some(asked)) = (scope.only(), status)
+        && only != asked
+    {
+        return Err(BrokerError::invalid(format!(
+            "scope `{}` lists {only} requests only; leave out `status` or use `{only}`",
+            scope.as_str()
+        ))
         .into());
     }
     let limit = match get("limit") {
@@ -311,6 +355,9 @@ pub async fn list(
         None => None,
     };
     let mut items = Vec::new();
+    let mut awaiting_mfa = 0u32;
+    let mut examined = 0usize;
+    let mut held = Vec::new();
     let mut next = None;
     for _ in 0..MAX_STORE_PAGES {
         let want = limit - u32::try_from(items.len()).unwrap_or(limit);
@@ -323,15 +370,35 @@ pub async fn list(
                     .await?
             }
             Scope::Reviewable => state.store.list_pending(None, page).await?,
+            Scope::Revocable => state.store.list_open(now, page).await?,
         };
+        examined += page.items.len();
         for req in page.items {
-            let keep = match scope {
-                Scope::Mine => status.is_none_or(|s| req.effective_status(now) == s),
-                Scope::Reviewable => reviewable(&state, &caller, &req, now).await?,
+            let item = match scope {
+                Scope::Mine => status
+                    .is_none_or(|s| req.effective_status(now) == s)
+                    .then(|| request_json(&req, now)),
+                Scope::Reviewable => match reviewable(&state, &caller, &req, now).await? {
+                    Review::Now => {
+                        let grant = held_grant(&state, &mut held, &req, now).await?;
+                        let mut v = request_json(&req, now);
+                        v["requester_active_grant"] = grant.map_or(
+                            Value::Null,
+                            |g| json!({"id": g.id, "window_end": g.window_end}),
+                        );
+                        Some(v)
+                    }
+                    Review::WithMfa => {
+                        awaiting_mfa += 1;
+                        None
+                    }
+                    Review::No => None,
+                },
+                Scope::Revocable => revocable(&state, &caller, &req, now)
+                    .await?
+                    .then(|| request_json(&req, now)),
             };
-            if keep {
-                items.push(request_json(&req, now));
-            }
+            items.extend(item);
         }
         next = page.next;
         if next.is_none() || items.len() >= limit as usize {
@@ -339,18 +406,38 @@ pub async fn list(
         }
         start = next.clone();
     }
+    if scope != Scope::Mine {
+        state
+            .audit
+            .list_filter(&caller.actor(), scope.as_str(), examined, items.len());
+    }
     let next_token = next.map(|key| state.pages.seal(binding, &key, now));
-    Ok(Json(json!({ "items": items, "next_token": next_token })))
+    let mut body = json!({ "items": items, "next_token": next_token });
+    if scope == Scope::Reviewable {
+        body["awaiting_mfa"] = awaiting_mfa.into();
+    }
+    Ok(Json(body))
+}
+
+/// Whether the caller can review a pending request.
+enum Review {
+    /// Yes, now.
+    Now,
+    /// After signing in again with MFA: policy would permit it then.
+    WithMfa,
+    /// No.
+    No,
 }
 
 /// Whether `caller` can act on pending `req` now: someone else's, still
-/// pending, not yet approved by them, and `approve` permitted.
+/// pending, not yet approved by them, and `approve` permitted (or would be,
+/// with MFA).
 async fn reviewable(
     state: &AppState,
     caller: &Caller,
     req: &AccessRequest,
     now: Timestamp,
-) -> Result<bool, BrokerError> {
+) -> Result<Review, BrokerError> {
     if is_requester(&caller.identity, req)
         || req.effective_status(now) != Status::Pending
         || req
@@ -358,15 +445,106 @@ async fn reviewable(
             .iter()
             .any(|a| a.approver == caller.identity.sub)
     {
+        return Ok(Review::No);
+    }
+    let Some(role) = state.roles.describe(&req.role_arn).await? else {
+        return Ok(Review::No);
+    };
+    let q = super::query(caller, Action::Approve, &role, req, now);
+    if state.policy.decide(&q).allowed {
+        return Ok(Review::Now);
+    }
+    if caller.identity.mfa {
+        return Ok(Review::No);
+    }
+    let with_mfa = crate::domain::Identity {
+        mfa: true,
+        ..caller.identity.clone()
+    };
+    let q = Query {
+        principal: &with_mfa,
+        ..q
+    };
+    Ok(if state.policy.decide(&q).allowed {
+        Review::WithMfa
+    } else {
+        Review::No
+    })
+}
+
+/// Whether `caller` may revoke active `req`: their own, or one they may
+/// see and `revoke` is permitted on (as `POST /requests/{id}/revoke` checks).
+async fn revocable(
+    state: &AppState,
+    caller: &Caller,
+    req: &AccessRequest,
+    now: Timestamp,
+) -> Result<bool, BrokerError> {
+    if req.effective_status(now) != Status::Active {
         return Ok(false);
+    }
+    if is_requester(&caller.identity, req) {
+        return Ok(true);
     }
     let Some(role) = state.roles.describe(&req.role_arn).await? else {
         return Ok(false);
     };
-    Ok(state
-        .policy
-        .decide(&super::query(caller, Action::Approve, &role, req, now))
-        .allowed)
+    let may = |action| {
+        state
+            .policy
+            .decide(&super::query(caller, action, &role, req, now))
+            .allowed
+    };
+    Ok((may(Action::Read) || may(Action::Approve)) && may(Action::Revoke))
+}
+
+/// The requester's active grant for `req`'s role, if any, remembered in
+/// `held` per requester and role for the rest of the listing. Only requests
+/// created within the pending TTL plus the ceiling can still be active, so
+/// the requester's newest requests are read until older than that.
+async fn held_grant(
+    state: &AppState,
+    held: &mut Vec<(String, Option<AccessRequest>)>,
+    req: &AccessRequest,
+    now: Timestamp,
+) -> Result<Option<AccessRequest>, BrokerError> {
+    let key = format!("{}\n{}", req.requester_id(), req.role_arn);
+    if let Some((_, found)) = held.iter().find(|(k, _)| *k == key) {
+        return Ok(found.clone());
+    }
+    let horizon = now.plus(
+        -(i64::from(state.config.pending_ttl_seconds)
+            + i64::from(state.config.max_duration_seconds)),
+    );
+    let mut found = None;
+    let mut start = None;
+    'pages: for _ in 0..MAX_STORE_PAGES {
+        let page = state
+            .store
+            .list_by_requester(
+                req.requester_id(),
+                PageRequest {
+                    limit: PageRequest::MAX_LIMIT,
+                    start,
+                },
+            )
+            .await?;
+        for other in page.items {
+            if other.created_at < horizon {
+                break 'pages;
+            }
+            if other.role_arn == req.role_arn && other.effective_status(now) == Status::Active {
+                found = Some(other);
+                break 'pages;
+            }
+        }
+        match page.next {
+            Some(n) => start = Some(n),
+            None => break,
+        }
+    }
+    held.push((key, found.clone()));
+    Ok(found)
 }
 
 /// `GET /requests/{id}`: the request with its events and approvals.
@@ -377,12 +555,11 @@ pub async fn show(
 ) -> ApiResult<Json<Value>> {
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
-    let (req, events) = state
-        .store
-        .get_with_events(id)
-        .await?
-        .ok_or_else(|| super::not_found(&raw_id))?;
-    let role = authorize_view(&state, &caller, &req, now).await?;
+    let (found, events) = match state.store.get_with_events(id).await? {
+        Some((req, events)) => (Some(req), events),
+        None => (None, Vec::new()),
+    };
+    let (req, role) = authorize_view(&state, &caller, id, found, now).await?;
     let mut body = request_with_events_json(&req, &events, now);
     body["role"] = role_json(role.as_ref());
     body["review"] = review_json(&state, &caller, &req, role.as_ref(), now);
@@ -399,8 +576,7 @@ pub async fn cancel(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     JsonObject::parse(&body, &[])?;
-    let req = load(&state, id).await?;
-    authorize_view(&state, &caller, &req, now).await?;
+    let (req, _) = load_visible(&state, &caller, id, now).await?;
     let actor = caller.actor();
     let (next, _) = transition(&state, req, |current| {
         Ok(current.apply(Command::Cancel, &actor, now)?)

@@ -1,8 +1,8 @@
 //! The `reviews` function: approve and deny.
 
 use super::{
-    ReasonInput, authorize_view, decide_logged, is_requester, load, parse_id, permitting,
-    policy_denied, query, request_json, text_field, transition,
+    ReasonInput, decide_logged, is_requester, load_visible, parse_id, permitting, policy_denied,
+    query, request_json, text_field, transition,
 };
 use crate::BrokerError;
 use crate::api::input::{JsonObject, LimitedBody, field_error};
@@ -59,8 +59,7 @@ pub async fn approve(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     let ApproveInput { digest, comment } = ApproveInput::parse(&body)?;
-    let req = load(&state, id).await?;
-    let role = reviewer_role(&state, &caller, &req, now).await?;
+    let (req, role) = reviewer_view(&state, &caller, id, now).await?;
     let actor = caller.actor();
     let (next, _) = transition(&state, req, |current| {
         let decision = decide_logged(
@@ -94,8 +93,7 @@ pub async fn deny(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     let ReasonInput { reason } = ReasonInput::parse(&body)?;
-    let req = load(&state, id).await?;
-    let role = reviewer_role(&state, &caller, &req, now).await?;
+    let (req, role) = reviewer_view(&state, &caller, id, now).await?;
     let actor = caller.actor();
     let (next, _) = transition(&state, req, |current| {
         let decision = decide_logged(
@@ -120,18 +118,19 @@ pub async fn deny(
     Ok(Json(request_json(&next, now)))
 }
 
-/// The role of a request the caller may review: 404 when they may not see
-/// it, 403 `self_review` for the requester.
-async fn reviewer_role(
+/// A request the caller may review, with its role: 404 when they may not
+/// see it, 403 `self_review` for the requester.
+async fn reviewer_view(
     state: &AppState,
     caller: &Caller,
-    req: &crate::domain::AccessRequest,
+    id: crate::domain::RequestId,
     now: crate::domain::Timestamp,
-) -> Result<RoleInfo, BrokerError> {
-    let role = authorize_view(state, caller, req, now).await?;
+) -> Result<(crate::domain::AccessRequest, RoleInfo), BrokerError> {
+    let (req, role) = load_visible(state, caller, id, now).await?;
     // INVARIANT: nobody reviews their own request, whatever policies say.
-    if is_requester(&caller.identity, req) {
+    if is_requester(&caller.identity, &req) {
         return Err(Refusal::SelfReview.into());
     }
-    role.ok_or_else(|| super::not_found(&req.id.to_string()))
+    let role = role.ok_or_else(|| super::not_found(id))?;
+    Ok((req, role))
 }

@@ -16,7 +16,7 @@
 //! statement is in place, 409 `not_active` when it already was.
 
 use super::{
-    ReasonInput, authorize_view, decide_logged, is_requester, load, parse_id, policy_denied, query,
+    ReasonInput, decide_logged, is_requester, load_visible, parse_id, policy_denied, query,
     request_json, transition,
 };
 use crate::BrokerError;
@@ -50,11 +50,10 @@ pub async fn revoke(
     let now = state.clock.now();
     let id = parse_id(&raw_id)?;
     let ReasonInput { reason } = ReasonInput::parse(&body)?;
-    let req = load(&state, id).await?;
-    let role = authorize_view(&state, &caller, &req, now).await?;
+    let (req, role) = load_visible(&state, &caller, id, now).await?;
     if !is_requester(&caller.identity, &req) {
         let Some(role) = role.as_ref() else {
-            return Err(super::not_found(&raw_id).into());
+            return Err(super::not_found(id).into());
         };
         let decision = decide_logged(
             &state,
