@@ -219,6 +219,13 @@ impl Catalogue {
         Ok(roles)
     }
 
+    /// Drops this process's cached copy of the catalogue.
+    fn forget(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = None;
+        }
+    }
+
     /// Refreshes every target account whose refresh is due at `now`; an
     /// account another sweep is refreshing is left to it. Failures are
     /// logged and counted, never returned: the sweep's other work goes on.
@@ -249,6 +256,9 @@ impl Catalogue {
                     }
                     if done.changed_anything() {
                         tracing::info!(account, report = ?done, "role catalogue refreshed");
+                        // Readers in this process (`tollgate serve`) see the
+                        // change at once, not when their copy expires.
+                        self.forget();
                     }
                     report.add(done);
                 }

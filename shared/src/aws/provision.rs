@@ -49,6 +49,11 @@ pub fn local_environment() -> Vec<(&'static str, String)> {
             format!("{LOCAL_STAGING_ACCOUNT},{LOCAL_PRODUCTION_ACCOUNT}"),
         ),
         ("TOLLGATE_CONTROL_EXTERNAL_ID", LOCAL_EXTERNAL_ID.to_owned()),
+        // Short names for the accounts: `tollgate roles`, `--role prod/...`.
+        (
+            "TOLLGATE_ACCOUNT_ALIASES",
+            format!("staging={LOCAL_STAGING_ACCOUNT},prod={LOCAL_PRODUCTION_ACCOUNT}"),
+        ),
     ]
 }
 
