@@ -10,6 +10,7 @@ mod error;
 mod model;
 mod output;
 mod policy_cmd;
+mod role_ref;
 mod settings;
 mod wait;
 
@@ -80,7 +81,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             code => Err(CliError::reported(Exit::from_code(code))),
         },
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
-        Command::Roles(RolesCommand::Check(a)) => roles::check(ctx, a, out).await,
+        Command::Roles(a) => match &a.command {
+            Some(RolesCommand::Check(c)) => roles::check(ctx, c, out).await,
+            None => roles::list(ctx, a, out).await,
+        },
         Command::Serve(a) => serve::serve(a).await,
         Command::Local(LocalCommand::Provision(a)) => {
             let format = ctx.output();
