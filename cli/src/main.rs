@@ -6,6 +6,7 @@ mod cache;
 mod client;
 mod clock;
 mod commands;
+mod completion;
 mod error;
 mod model;
 mod output;
@@ -95,7 +96,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             dev::token(a, ctx.env, format, out)
         }
         Command::Completions(a) => {
-            clap_complete::generate(a.shell, &mut Cli::command(), "tollgate", out);
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "tollgate", &mut script);
+            let script = completion::with_role_names(a.shell, &String::from_utf8_lossy(&script));
+            out.write_all(script.as_bytes())?;
             Ok(())
         }
     }

@@ -1247,6 +1247,25 @@ fn roles_lists_what_a_user_may_ask_for_and_short_names_stand_for_arns() {
     assert!(names.contains(&"staging/StagingDeveloper"), "{names:?}");
     assert!(!names.contains(&"prod/DataAnalyst"), "{names:?}");
 
+    // bash completes --role from the same list, asking the broker on Tab.
+    let dir = Path::new(BIN).parent().unwrap();
+    let r = run(
+        b.command(Path::new("bash"), &alice)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display())),
+        &[
+            "-c",
+            r#"source <(tollgate completions bash)
+COMP_WORDS=(tollgate request --role stag); COMP_CWORD=3; _tollgate tollgate stag --role
+printf '%s\n' "${COMPREPLY[@]}""#,
+        ],
+    );
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "staging/StagingDeveloper\n"),
+        "{}",
+        r.err
+    );
+
     let table = run(&mut b.cli(&alice), &["roles"]);
     assert_eq!(table.code, 0, "{}", table.err);
     assert!(table.out.starts_with("ROLE "), "{}", table.out);
