@@ -111,6 +111,10 @@ def broker():
         # roles; the local control roles require this ExternalId.
         env["TOLLGATE_TARGET_ACCOUNTS"] = ",".join(sorted({arn.split(":")[4] for arn in roles}))
         env["TOLLGATE_CONTROL_EXTERNAL_ID"] = "tollgate-local"
+        # Short names for the accounts, as the role picker shows them.
+        account = {arn.rsplit("/", 1)[1]: arn.split(":")[4] for arn in roles}
+        env["TOLLGATE_ACCOUNT_ALIASES"] = (
+            f"staging={account['StagingDeveloper']},prod={account['ProductionOperator']}")
         log = open(state / "serve.log", "w")
         server = subprocess.Popen([str(TOLLGATE), "serve"], env=env, stdout=log, stderr=log,
                                   stdin=subprocess.DEVNULL)
@@ -124,7 +128,12 @@ def broker():
                 assert server.poll() is None, (state / "serve.log").read_text()
                 assert time.monotonic() < deadline, "tollgate serve did not answer"
                 time.sleep(0.1)
-        yield Broker(url, env, roles)
+        broker = Broker(url, env, roles)
+        # The sweep fills the role catalogue within its first runs.
+        while not broker.call("alice", "GET", "/roles")[1].get("items"):
+            assert time.monotonic() < deadline, "the role catalogue stayed empty"
+            time.sleep(0.2)
+        yield broker
     finally:
         if server:
             server.terminate()
