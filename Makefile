@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make demo     bring up the local broker and walk through request -> approve -> credentials -> revoke"
-	@echo "make test     every check CI runs: fmt, clippy, all tests, template checks, the console in headless Chromium"
+	@echo "make test     every check CI runs: fmt, clippy, all tests, template checks, the console in headless Chromium, the API contract (Schemathesis)"
 	@echo "make up/down  start/stop the local broker (emulator, table, example roles, server)"
 	@echo "make bench    benchmarks (not part of make test)"
 	@echo "make fuzz     cargo-fuzz targets, 1M executions each (nightly; not part of make test)"
@@ -33,6 +33,7 @@ test: venv lint build
 	$(CARGO) test --workspace --no-fail-fast
 	@if [ -x scripts/check-templates ]; then scripts/check-templates; fi
 	scripts/browser-tests
+	scripts/api-contract
 
 demo: build
 	scripts/demo

@@ -922,6 +922,10 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_and_the_console_sk
             expect("RevocationsFunction", "Jwt"),
         ),
         ("GET /health".to_owned(), expect("RequestsFunction", "NONE")),
+        (
+            "GET /openapi.json".to_owned(),
+            expect("RequestsFunction", "NONE"),
+        ),
         ("GET /ui".to_owned(), expect("RequestsFunction", "NONE")),
         (
             "GET /ui/{proxy+}".to_owned(),

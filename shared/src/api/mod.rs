@@ -10,6 +10,7 @@
 //! - [`notify`]: signed webhooks; [`settings`]: the secret settings.
 //! - [`sweep`]: expiry and lapse; [`local`]: `tollgate serve`; [`lambda`]:
 //!   what the function binaries share.
+//! - [`openapi`]: `GET /openapi.json`, the API's contract.
 //! - [`web`]: the web console's files under `/ui`; [`dev_oidc`]: the
 //!   development sign-in that only `tollgate serve` with a development
 //!   secret mounts.
@@ -25,6 +26,7 @@ pub mod input;
 pub mod lambda;
 pub mod local;
 pub mod notify;
+pub mod openapi;
 pub mod pagination;
 pub mod routes;
 pub mod settings;

@@ -22,6 +22,7 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
     if all || set == RouteSet::Requests {
         r = r
             .route("/health", get(health::health))
+            .route("/openapi.json", get(super::openapi::serve))
             .route("/requests", post(requests::create).get(requests::list))
             .route("/requests/{id}", get(requests::show))
             .route("/requests/{id}/cancel", post(requests::cancel))
@@ -72,6 +73,7 @@ fn route_template(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["", "health"] => "/health".into(),
+        ["", "openapi.json"] => "/openapi.json".into(),
         ["", "ui", ..] => "/ui".into(),
         ["", "requests"] => "/requests".into(),
         ["", "roles"] => "/roles".into(),

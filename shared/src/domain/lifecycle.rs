@@ -61,19 +61,20 @@ impl Status {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Active,
+        Self::Denied,
+        Self::Cancelled,
+        Self::Revoked,
+        Self::Expired,
+        Self::Lapsed,
+    ];
+
     /// Parses the snake_case name.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Active,
-            Self::Denied,
-            Self::Cancelled,
-            Self::Revoked,
-            Self::Expired,
-            Self::Lapsed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

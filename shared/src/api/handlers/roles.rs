@@ -71,8 +71,12 @@ pub async fn list(
             })?,
     };
     let (account, name) = (get("account"), get("name"));
+    // A role name alone: IAM's name characters, no path.
     if let Some(n) = name
-        && RoleArn::parse(&format!("arn:aws:iam::000000000000:role/{n}")).is_err()
+        && (n.len() > 64
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)))
     {
         return Err(field_error("name", format!("{} is not a role name", quote(n))).into());
     }
