@@ -17,7 +17,11 @@
 //!    `tollgate::api::sweep::sweep` with a `now` past their windows until
 //!    nothing is left: time and AWS calls.
 //!
-//! 4. Function binaries: init time, sizes, peak RSS.
+//!    Then the broker's CPU time (user + system from `/proc`) per complete
+//!    flow, beside the CPU time boto3 spends making the same AWS calls per
+//!    flow against the same emulator (`tests/bench/boto3_flow.py`).
+//! 4. Function binaries: init time (exec → first Runtime API poll, median
+//!    of 20) against `import boto3` and four clients, sizes, peak RSS.
 //! 5. Revocations at once on one role (default 50), each grant with
 //!    credentials issued, against the same number revoked one at a time on
 //!    another role: statuses, wall time, p50/p95 per revoke, AWS calls per
@@ -187,7 +191,9 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = broker_latencies(&broker.stdout());
     proxy.take();
+    let cpu_before = cpu_time(broker.pid());
     let report = load::run(&broker, args.flows, args.clients).await;
+    let cpu_after = cpu_time(broker.pid());
     let aws = proxy.take();
     let after = broker_latencies(&broker.stdout());
     println!(
@@ -297,10 +303,114 @@ async fn load_and_calls(emulator: &Emulator, args: &Args) -> bool {
     }
     failed |= !verified.problems.is_empty();
     drop(broker);
+    cost_per_flow(
+        emulator,
+        &aws,
+        complete,
+        cpu_after.saturating_sub(cpu_before),
+    );
 
     // 2. AWS calls per operation.
     calls_per_operation(emulator, &args.binaries).await;
     failed
+}
+
+/// User + system CPU time of a process so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let ticks_per_second = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(100);
+    let stat = pid
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .expect("the broker's /proc/<pid>/stat");
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let ticks: u64 = fields.iter().sum();
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64)
+}
+
+/// The broker's CPU time per complete flow over the load, beside the CPU
+/// time boto3 spends making the same AWS calls per flow against the same
+/// emulator (tests/bench/boto3_flow.py): the least a Python broker spends.
+fn cost_per_flow(
+    emulator: &Emulator,
+    aws: &BTreeMap<String, OpStats>,
+    flows: usize,
+    broker_cpu: Duration,
+) {
+    println!("\n## CPU per flow: the broker against boto3 making the same AWS calls");
+    if flows == 0 {
+        println!("no complete flow");
+        return;
+    }
+    let per_flow: serde_json::Map<String, serde_json::Value> = aws
+        .iter()
+        .map(|(op, s)| (op.clone(), serde_json::json!(s.calls as f64 / flows as f64)))
+        .collect();
+    let python = python_path();
+    let script = tollgate::aws::testing::repo_root()
+        .join("tests")
+        .join("bench")
+        .join("boto3_flow.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(emulator.endpoint())
+        .arg(flows.to_string())
+        .arg(serde_json::Value::Object(per_flow.clone()).to_string())
+        .output()
+        .expect("run the boto3 baseline");
+    assert!(
+        out.status.success(),
+        "boto3 baseline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let baseline: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the baseline's JSON line");
+    let boto = baseline["cpu_seconds"].as_f64().unwrap_or(0.0) / flows as f64;
+    let ours = broker_cpu.as_secs_f64() / flows as f64;
+    println!(
+        "AWS calls per flow: {}",
+        per_flow
+            .iter()
+            .map(|(op, n)| format!("{op} {:.2}", n.as_f64().unwrap_or(0.0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("| | CPU ms per flow | against boto3 |");
+    println!("|---|---|---|");
+    println!(
+        "| tollgate serve (user + system, /proc, {flows} flows) | {:.3} | {:.3} |",
+        ours * 1e3,
+        ours / boto
+    );
+    println!(
+        "| boto3, the same AWS calls only (process time) | {:.3} | 1 |",
+        boto * 1e3
+    );
+    if let Some(skipped) = baseline["skipped"].as_array().filter(|s| !s.is_empty()) {
+        println!("not replayed by the baseline (so it is lower still): {skipped:?}");
+    }
+}
+
+fn python_path() -> PathBuf {
+    match std::env::var_os("TOLLGATE_VENV") {
+        Some(v) => PathBuf::from(v).join("bin").join("python"),
+        None => tollgate::aws::testing::repo_root()
+            .join(".venv")
+            .join("bin")
+            .join("python"),
+    }
 }
 
 async fn calls_per_operation(emulator: &Emulator, binaries: &Path) {
@@ -588,24 +698,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// function binary beside `python -c 'import boto3; boto3.client("sts")'`
 /// (whole process, median of 5) timed in the same run; stripped sizes; peak
 /// RSS (`VmHWM`) of the expiry function over N scheduled invocations.
+/// Cold starts measured per function (and boto3 imports), for the median.
+const INIT_RUNS: usize = 20;
+const MIB: f64 = 1024.0 * 1024.0;
+
 async fn functions(emulator: &Emulator, args: &Args) {
     use tollgate_tests::runtime_api::{FunctionProcess, RuntimeApi};
     let dir = &args.binaries;
     println!("\n## Function binaries in {}", dir.display());
-    let python = match std::env::var_os("TOLLGATE_VENV") {
-        Some(v) => PathBuf::from(v).join("bin").join("python"),
-        None => tollgate::aws::testing::repo_root()
-            .join(".venv")
-            .join("bin")
-            .join("python"),
-    };
+    let python = python_path();
     let mut boto = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..INIT_RUNS {
         let t = Instant::now();
         let ok = std::process::Command::new(&python)
             .args([
                 "-c",
-                "import boto3; boto3.client('sts', region_name='us-east-1')",
+                "import boto3; [boto3.client(s, region_name='us-east-1') \
+                 for s in ('dynamodb', 'sts', 'iam', 'kms')]",
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -614,7 +723,7 @@ async fn functions(emulator: &Emulator, args: &Args) {
     }
     let boto = median(boto);
     println!(
-        "baseline: python import boto3 + sts client: {} ms (median of 5)",
+        "baseline: python import boto3 + the four clients a broker needs: {} ms (median of {INIT_RUNS})",
         ms(boto)
     );
     let clients = emulator.clients().await;
@@ -656,7 +765,9 @@ async fn functions(emulator: &Emulator, args: &Args) {
     )])
     .collect();
     let logs = tempfile::tempdir().expect("temp dir");
-    println!("| function | init ms (median of 5) | init / boto3 | size MB | stripped MB |");
+    println!(
+        "| function | init ms (median of {INIT_RUNS}) | init / boto3 | size MiB | stripped MiB |"
+    );
     println!("|---|---|---|---|---|");
     for name in [
         "requests",
@@ -671,7 +782,7 @@ async fn functions(emulator: &Emulator, args: &Args) {
             continue;
         }
         let mut inits = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..INIT_RUNS {
             let runtime = RuntimeApi::start().await;
             let process = FunctionProcess::spawn(&binary, &runtime, &env, logs.path());
             match runtime.wait_for_polls(1, Duration::from_secs(60)).await {
@@ -682,7 +793,7 @@ async fn functions(emulator: &Emulator, args: &Args) {
                 }
             }
         }
-        if inits.len() < 5 {
+        if inits.len() < INIT_RUNS {
             continue;
         }
         let init = median(inits);
@@ -701,8 +812,8 @@ async fn functions(emulator: &Emulator, args: &Args) {
             "| {name} | {} | 1/{:.0} | {:.1} | {:.1} |",
             ms(init),
             boto.as_secs_f64() / init.as_secs_f64(),
-            size as f64 / 1e6,
-            stripped as f64 / 1e6
+            size as f64 / MIB,
+            stripped as f64 / MIB
         );
     }
     let binary = dir.join("tollgate-expiry");
