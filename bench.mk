@@ -6,13 +6,19 @@
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 
-.PHONY: bench soak
+.PHONY: bench bench-policy soak
 
 bench: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
+	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-policy-bench
 	$(CARGO) bench -p tollgate --bench decide
 	$(CARGO) bench -p tollgate --bench terms
+
+# The policy store alone: checks, reloads and cold start against a decision.
+bench-policy: $(if $(TOLLGATE_VENV),,venv)
+	$(CARGO) build -p tollgate-tests --bin tollgate-policy-bench
+	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-policy-bench
 
 soak: $(if $(TOLLGATE_VENV),,venv)
 	$(CARGO) build -p tollgate-tests -p tollgate-cli --bins

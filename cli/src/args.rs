@@ -90,7 +90,7 @@ pub enum Command {
     /// What policy would decide: asks the broker (nothing is stored), or
     /// decides offline with --policies
     Explain(Box<ExplainArgs>),
-    /// Work with policy files offline
+    /// Policy files: validate offline, publish, status, diff
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Check the audit trail
@@ -330,6 +330,64 @@ pub struct ExplainArgs {
 pub enum PolicyCommand {
     /// Check every *.cedar file in a directory against the schema
     Validate(crate::policy_cmd::ValidateArgs),
+    /// Validate a directory and publish it to the policy store (your AWS
+    /// credentials); functions load it within their refresh interval
+    Publish(PolicyPublishArgs),
+    /// Which policy set version each function serves, and the store's newest
+    Status(PolicyStatusArgs),
+    /// Replay the last days' requests against the set in force and a
+    /// proposed directory; print each request that would be decided
+    /// differently, with the policies responsible
+    Diff(PolicyDiffArgs),
+}
+
+/// Where the policy store and the table are (your AWS credentials and region
+/// from the usual AWS environment).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The policy store bucket [default: TOLLGATE_POLICY_BUCKET or the profile's policy_bucket]
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+    /// The policy set object [default: TOLLGATE_POLICY_KEY, the profile's policy_key, or policies.json]
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// The broker's table [default: TOLLGATE_TABLE, the profile's table, or tollgate]
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
+/// `tollgate policy publish`.
+#[derive(Debug, Args)]
+pub struct PolicyPublishArgs {
+    /// Directory of *.cedar files
+    pub dir: PathBuf,
+    /// Publish a new version even when the store already holds this exact set
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `tollgate policy status`.
+#[derive(Debug, Args)]
+pub struct PolicyStatusArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `tollgate policy diff`.
+#[derive(Debug, Args)]
+pub struct PolicyDiffArgs {
+    /// Directory of *.cedar files: the proposed set
+    pub dir: PathBuf,
+    /// Replay requests created in the last N days
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub days: u32,
+    /// Compare against this directory instead of the store's newest set
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `tollgate audit ...`.

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Result<(), CliError> {
-    use commands::{audit, credentials, dev, local, requests, roles, serve};
+    use commands::{audit, credentials, dev, local, policy, requests, roles, serve};
     match command {
         Command::Request(a) => requests::request(ctx, a, out).await,
         Command::Wait(a) => requests::wait(ctx, a, out).await,
@@ -81,6 +81,9 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             0 => Ok(()),
             code => Err(CliError::reported(Exit::from_code(code))),
         },
+        Command::Policy(PolicyCommand::Publish(a)) => policy::publish(ctx, a, out).await,
+        Command::Policy(PolicyCommand::Status(a)) => policy::status(ctx, a, out).await,
+        Command::Policy(PolicyCommand::Diff(a)) => policy::diff(ctx, a, out).await,
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
         Command::Roles(a) => match &a.command {
             Some(RolesCommand::Check(c)) => roles::check(ctx, c, out).await,

@@ -32,6 +32,13 @@ pub struct Profile {
     pub token_command: Option<String>,
     /// `table` or `json`.
     pub output: Option<String>,
+    /// The broker's DynamoDB table, for the commands that read it with your
+    /// AWS credentials (`policy status`, `policy diff`).
+    pub table: Option<String>,
+    /// The policy store's bucket (`policy publish`, `status`, `diff`).
+    pub policy_bucket: Option<String>,
+    /// The policy set object's key.
+    pub policy_key: Option<String>,
 }
 
 /// Settings given as flags (highest precedence).
@@ -83,6 +90,12 @@ pub struct Settings {
     pub token: TokenSource,
     /// How to print results.
     pub output: OutputFormat,
+    /// `TOLLGATE_TABLE`, else the profile's `table`.
+    pub table: Option<String>,
+    /// `TOLLGATE_POLICY_BUCKET`, else the profile's `policy_bucket`.
+    pub policy_bucket: Option<String>,
+    /// `TOLLGATE_POLICY_KEY`, else the profile's `policy_key`.
+    pub policy_key: Option<String>,
 }
 
 /// How long a token command may run (an IdP login may open a browser).
@@ -215,11 +228,17 @@ pub fn resolve(
         }
     };
 
+    let from = |var: &str, field: fn(&Profile) -> &Option<String>| {
+        non_empty(env(var)).or_else(|| profile.and_then(|p| non_empty(field(p).clone())))
+    };
     Ok(Settings {
         profile: named,
         url,
         token,
         output,
+        table: from("TOLLGATE_TABLE", |p| &p.table),
+        policy_bucket: from("TOLLGATE_POLICY_BUCKET", |p| &p.policy_bucket),
+        policy_key: from("TOLLGATE_POLICY_KEY", |p| &p.policy_key),
     })
 }
 

@@ -18,8 +18,17 @@ pub const DEFAULT_CATALOGUE_REREADS: u32 = 20;
 pub struct Config {
     /// `TOLLGATE_TABLE`: the DynamoDB table (default `tollgate`).
     pub table: String,
-    /// `TOLLGATE_POLICY_DIR`: directory of `*.cedar` files (default `policies`).
+    /// `TOLLGATE_POLICY_DIR`: directory of `*.cedar` files (default `policies`):
+    /// the bundled set, served until the policy store holds one.
     pub policy_dir: PathBuf,
+    /// `TOLLGATE_POLICY_BUCKET`: the S3 bucket of the policy store (unset:
+    /// the bundled set only).
+    pub policy_bucket: Option<String>,
+    /// `TOLLGATE_POLICY_KEY`: the policy set object's key (default `policies.json`).
+    pub policy_key: String,
+    /// `TOLLGATE_POLICY_REFRESH_SECONDS`: how often a process checks the
+    /// store for a new set, at most (default 10; 0 checks before every request).
+    pub policy_refresh_seconds: u32,
     /// `TOLLGATE_MAX_DURATION`: ceiling on any grant, seconds (default 43200).
     pub max_duration_seconds: u32,
     /// `TOLLGATE_PENDING_TTL`: seconds a request may wait for review (default 86400).
@@ -96,6 +105,9 @@ impl Default for Config {
         Self {
             table: "tollgate".into(),
             policy_dir: PathBuf::from("policies"),
+            policy_bucket: None,
+            policy_key: crate::aws::DEFAULT_POLICY_KEY.into(),
+            policy_refresh_seconds: 10,
             max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
             pending_ttl_seconds: DEFAULT_PENDING_TTL_SECONDS,
             retention_days: 400,
@@ -154,6 +166,19 @@ impl Config {
         Ok(Self {
             table: get("TOLLGATE_TABLE").unwrap_or(d.table),
             policy_dir: get("TOLLGATE_POLICY_DIR").map_or(d.policy_dir, PathBuf::from),
+            policy_bucket: get("TOLLGATE_POLICY_BUCKET")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            policy_key: match get("TOLLGATE_POLICY_KEY").filter(|v| !v.trim().is_empty()) {
+                None => d.policy_key,
+                Some(v) => policy_key(v.trim())?,
+            },
+            policy_refresh_seconds: num(
+                "TOLLGATE_POLICY_REFRESH_SECONDS",
+                d.policy_refresh_seconds,
+                0,
+                3600,
+            )?,
             max_duration_seconds: num(
                 "TOLLGATE_MAX_DURATION",
                 d.max_duration_seconds,
@@ -246,6 +271,20 @@ impl Config {
     /// Retention in seconds, for `ttl` attributes.
     pub fn retention_seconds(&self) -> i64 {
         i64::from(self.retention_days) * 86_400
+    }
+}
+
+/// An S3 object key: 1-1024 bytes, printable, no leading `/`.
+fn policy_key(v: &str) -> Result<String, ConfigError> {
+    if v.len() <= 1024 && !v.starts_with('/') && !v.chars().any(char::is_control) {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError {
+            name: "TOLLGATE_POLICY_KEY",
+            message: format!(
+                "`{v}` is not an S3 object key (1-1024 printable bytes, no leading `/`)"
+            ),
+        })
     }
 }
 

@@ -135,9 +135,9 @@ pub fn total(stats: &BTreeMap<String, OpStats>) -> OpStats {
 }
 
 /// `service:Operation` for a request: the service from the SigV4 credential
-/// scope, the operation from `X-Amz-Target` (JSON protocols) or the form's
-/// `Action` (query protocols).
-fn operation(headers: &HeaderMap, body: &[u8]) -> String {
+/// scope, the operation from `X-Amz-Target` (JSON protocols), the form's
+/// `Action` (query protocols), or for S3 (REST) the method: `s3:GET`.
+fn operation(method: &Method, headers: &HeaderMap, body: &[u8]) -> String {
     let service = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -153,7 +153,13 @@ fn operation(headers: &HeaderMap, body: &[u8]) -> String {
         .or_else(|| {
             tollgate::aws::testing::form_params(&String::from_utf8_lossy(body)).remove("Action")
         })
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or_else(|| {
+            if service == "s3" {
+                method.to_string()
+            } else {
+                "unknown".into()
+            }
+        });
     format!("{service}:{op}")
 }
 
@@ -181,7 +187,7 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let op = operation(&headers, &body);
+    let op = operation(&method, &headers, &body);
     let fault = s.faults.lock().ok().and_then(|mut faults| {
         let (status, code, left) = faults.get_mut(&op)?;
         let fault = (*status, code.clone());
@@ -235,18 +241,28 @@ async fn forward(
     let result = match req.send().await {
         Ok(resp) => {
             let status = resp.status();
-            let content_type = resp.headers().get("content-type").cloned();
+            let headers = resp.headers().clone();
             let bytes = resp.bytes().await.unwrap_or_default();
-            Ok((status, content_type, bytes))
+            Ok((status, headers, bytes))
         }
         Err(e) => Err(e),
     };
     drop(record);
     match result {
-        Ok((status, content_type, bytes)) => {
+        Ok((status, headers, bytes)) => {
             let mut out = (status, bytes).into_response();
-            if let Some(ct) = content_type {
-                out.headers_mut().insert("content-type", ct);
+            // Every header but those of the hop (S3 answers in headers:
+            // version ids, ETags).
+            for (name, value) in &headers {
+                let hop = [
+                    "content-length",
+                    "transfer-encoding",
+                    "connection",
+                    "content-encoding",
+                ];
+                if !hop.contains(&name.as_str()) {
+                    out.headers_mut().insert(name, value.clone());
+                }
             }
             out
         }

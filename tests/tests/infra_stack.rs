@@ -387,7 +387,10 @@ fn permissions(d: &Deployment, role: &str) -> BTreeSet<Permission> {
             physical_id(report, &format!("{fn_name}LogGroup"))
         )
     };
+    let bucket = format!("arn:aws:s3:::{}", physical_id(report, "PolicyBucket"));
     let mut names = vec![
+        (format!("{bucket}/policies.json"), "<policy set>".to_owned()),
+        (bucket, "<policy bucket>".to_owned()),
         (format!("{table}/index/*"), "<table>/index/*".to_owned()),
         (table.clone(), "<table>".to_owned()),
         (key, "<key>".to_owned()),
@@ -506,6 +509,17 @@ fn expected(f: &str) -> BTreeSet<Permission> {
         "kms:DescribeKey",
     ] {
         e.insert(allow(a, "<key>", via.clone()));
+    }
+    // Every function that decides reads the policy store (the newest set;
+    // a missing one is a 404 only with ListBucket), through the key.
+    if f != "ExpiryFunction" {
+        e.insert(allow("s3:GetObject", "<policy set>", Value::Null));
+        e.insert(allow("s3:ListBucket", "<policy bucket>", Value::Null));
+        e.insert(allow(
+            "kms:Decrypt",
+            "<key>",
+            json!({"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}),
+        ));
     }
     let targets = json!([STAGING_ACCOUNT, PRODUCTION_ACCOUNT]);
     let control = |role: &str| {
@@ -731,6 +745,17 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
             Some("department,clearance,location")
         );
         assert_eq!(var("RUST_LOG").as_deref(), Some("info"));
+        // The policy store, checked at most every 10 s by default.
+        assert_eq!(
+            var("TOLLGATE_POLICY_BUCKET").as_deref(),
+            Some(physical_id(&d.broker, "PolicyBucket")),
+            "{f}"
+        );
+        assert_eq!(var("TOLLGATE_POLICY_KEY").as_deref(), Some("policies.json"));
+        assert_eq!(
+            var("TOLLGATE_POLICY_REFRESH_SECONDS").as_deref(),
+            Some("10")
+        );
         // Security: the issuer the function verifies tokens against, the
         // audit key it signs with, and the per-user caps.
         assert_eq!(
@@ -1109,7 +1134,7 @@ fn server_errors_alarms_cover_every_route_under_the_function_that_serves_it() {
 }
 
 #[test]
-fn the_sweep_credential_and_revocation_failures_and_api_5xx_each_have_an_alarm() {
+fn the_sweep_credential_revocation_and_policy_load_failures_and_api_5xx_each_have_an_alarm() {
     let d = deployment();
     let all = alarms(d);
     let sweep = &all["SweepNotRunningAlarm"];
@@ -1149,6 +1174,19 @@ fn the_sweep_credential_and_revocation_failures_and_api_5xx_each_have_an_alarm()
             ))
             .collect()
     );
+    let policy = &all["PolicyLoadFailuresAlarm"];
+    assert_eq!(
+        alarm_metrics(policy),
+        [(
+            metrics::NAMESPACE.to_owned(),
+            metrics::POLICY_LOAD_FAILURES.to_owned(),
+            "policy".to_owned()
+        )]
+    );
+    assert_eq!(
+        (&policy["Threshold"], &policy["TreatMissingData"]),
+        (&json!(1), &json!("notBreaching"))
+    );
     let api = &all["ApiServerErrorsAlarm"];
     assert_eq!(api["Namespace"], "AWS/ApiGateway");
     assert_eq!(api["MetricName"], "5xx");
@@ -1184,6 +1222,116 @@ fn every_alarm_notifies_the_given_topic_or_one_the_stack_creates() {
         json!({"Service": "cloudwatch.amazonaws.com"})
     );
     assert_eq!(policy[0]["Action"], "sns:Publish");
+}
+
+// ----------------------------------------------------------- policy store
+
+#[tokio::test]
+async fn the_policy_store_is_versioned_encrypted_private_and_written_only_by_the_publisher() {
+    let d = deployment();
+    let bucket = physical_id(&d.broker, "PolicyBucket");
+    // What the emulator made of it: the bucket, encrypted with the stack's key.
+    let s3 = tollgate::aws::s3_client(&sdk_config_for(&d.endpoint).await);
+    let sse = s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = &sse.server_side_encryption_configuration().unwrap().rules()[0];
+    let default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
+    assert_eq!(
+        default.kms_master_key_id().unwrap(),
+        format!(
+            "arn:aws:kms:us-east-1:{BROKER_ACCOUNT}:key/{}",
+            physical_id(&d.broker, "EncryptionKey")
+        )
+    );
+    // The emulator's CloudFormation skips versioning, the public access
+    // block and bucket policies: those are checked as written.
+    let p = &translated(d, "PolicyBucket")["Properties"];
+    assert_eq!(p["VersioningConfiguration"], json!({"Status": "Enabled"}));
+    assert_eq!(
+        p["PublicAccessBlockConfiguration"],
+        json!({"BlockPublicAcls": true, "BlockPublicPolicy": true,
+               "IgnorePublicAcls": true, "RestrictPublicBuckets": true})
+    );
+    assert_eq!(
+        p["OwnershipControls"]["Rules"],
+        json!([{"ObjectOwnership": "BucketOwnerEnforced"}])
+    );
+    // Superseded sets are kept as long as the requests they decided.
+    assert_eq!(
+        p["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"],
+        json!({"NoncurrentDays": {"Ref": "RetentionDays"}})
+    );
+    assert_eq!(translated(d, "PolicyBucket")["DeletionPolicy"], "Retain");
+
+    let statements =
+        &translated(d, "PolicyBucketPolicy")["Properties"]["PolicyDocument"]["Statement"];
+    let writes = &statements[0];
+    assert_eq!(
+        (&writes["Effect"], &writes["Principal"]),
+        (&json!("Deny"), &json!("*"))
+    );
+    let denied = as_list(&writes["Action"]);
+    for action in [
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:RestoreObject",
+    ] {
+        assert!(denied.iter().any(|a| a == action), "{action}: {denied:?}");
+    }
+    assert_eq!(
+        writes["Condition"],
+        json!({"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["PolicyPublisherRole", "Arn"]}}})
+    );
+    assert_eq!(
+        statements[1]["Condition"],
+        json!({"Bool": {"aws:SecureTransport": "false"}})
+    );
+
+    // The publisher writes the set and reads what status and diff need; by
+    // default principals of this account whose IAM policies allow it may
+    // assume it.
+    let publisher = &d.broker["roles"]["PolicyPublisherRole"];
+    assert_eq!(
+        publisher["name"],
+        format!("{DEPLOYMENT_ID}-policy-publisher")
+    );
+    assert_eq!(
+        publisher["trust"]["Statement"],
+        json!([{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{BROKER_ACCOUNT}:root")},
+            "Action": "sts:AssumeRole"
+        }])
+    );
+    let allow =
+        |a: &str, r: &str, c: &str| ("Allow".to_owned(), a.to_owned(), r.to_owned(), c.to_owned());
+    let via = json!({"StringEquals": {"kms:ViaService": [
+        "s3.us-east-1.amazonaws.com", "dynamodb.us-east-1.amazonaws.com"]}})
+    .to_string();
+    assert_eq!(
+        permissions(d, "PolicyPublisherRole"),
+        canonical(BTreeSet::from([
+            allow("s3:GetObject", "<policy set>", ""),
+            allow("s3:PutObject", "<policy set>", ""),
+            allow("s3:ListBucket", "<policy bucket>", ""),
+            allow("dynamodb:Query", "<table>", ""),
+            allow("dynamodb:Scan", "<table>", ""),
+            allow("kms:Decrypt", "<key>", &via),
+            allow("kms:GenerateDataKey", "<key>", &via),
+        ]))
+    );
+    assert_eq!(
+        d.broker["outputs"]["PolicyBucketName"].as_str(),
+        Some(bucket),
+        "{}",
+        d.broker["outputs"]
+    );
 }
 
 // ----------------------------------------------------- landing-zone fit
@@ -1655,10 +1803,11 @@ fn parliament_finds_nothing_in_any_role_document_of_either_stack() {
             }
         }
     }
-    // Five function roles and two control roles per target account, each
-    // with its trust policy and inline policies; four example roles with
-    // their trust policies (their permissions are managed policies).
-    assert_eq!(roles, 5 + 2 * 2 + 4);
-    assert!(docs.len() >= roles + 5 + 2 * 2, "{}", docs.len());
+    // Five function roles, the policy publisher and two control roles per
+    // target account, each with its trust policy and inline policies; four
+    // example roles with their trust policies (their permissions are
+    // managed policies).
+    assert_eq!(roles, 5 + 1 + 2 * 2 + 4);
+    assert!(docs.len() >= roles + 5 + 1 + 2 * 2, "{}", docs.len());
     assert_eq!(iam_lint(&docs).unwrap(), vec![]);
 }

@@ -415,19 +415,22 @@ async fn each_function_binary_serves_only_its_routes_through_the_runtime_api() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_function_that_cannot_start_exits_without_polling() {
-    let setup = Setup::new().await;
-    let binary = workspace_binary("tollgate-requests", "tollgate-requests");
+/// Starts function `name` with `env` and checks that it exits within 30 s
+/// without ever polling for work (`why`: what it lacks, for the message).
+async fn assert_exits_without_polling(
+    setup: &Setup,
+    name: &str,
+    env: &[(String, String)],
+    why: &str,
+) {
+    let binary = workspace_binary(&format!("tollgate-{name}"), &format!("tollgate-{name}"));
     let runtime = RuntimeApi::start().await;
-    let mut env = setup.env();
-    env.push(("TOLLGATE_POLICY_DIR".into(), "/nonexistent/policies".into()));
-    let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
+    let mut process = FunctionProcess::spawn(&binary, &runtime, env, setup.logs.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while process.is_running() {
         assert!(
             std::time::Instant::now() < deadline,
-            "it kept running without policies"
+            "{name} kept running {why}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -435,8 +438,17 @@ async fn a_function_that_cannot_start_exits_without_polling() {
         runtime
             .wait_for_polls(1, Duration::from_millis(10))
             .await
-            .is_none()
+            .is_none(),
+        "{name} polled for work {why}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_cannot_start_exits_without_polling() {
+    let setup = Setup::new().await;
+    let mut env = setup.env();
+    env.push(("TOLLGATE_POLICY_DIR".into(), "/nonexistent/policies".into()));
+    assert_exits_without_polling(&setup, "requests", &env, "without policies").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -472,25 +484,9 @@ async fn a_function_refuses_to_start_with_a_development_clock_or_secret() {
                 .is_some(),
             "{name} did not start without {key}"
         );
-        let runtime = RuntimeApi::start().await;
         let mut env = setup.env();
         env.push((key.to_owned(), value));
-        let mut process = FunctionProcess::spawn(&binary, &runtime, &env, setup.logs.path());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while process.is_running() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} kept running with {key} set"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            runtime
-                .wait_for_polls(1, Duration::from_millis(10))
-                .await
-                .is_none(),
-            "{name} polled for work with {key} set"
-        );
+        assert_exits_without_polling(&setup, name, &env, &format!("with {key} set")).await;
     }
 }
 
@@ -862,4 +858,92 @@ async fn groups_reach_the_policies_exactly_as_the_token_holds_them_or_not_at_all
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{what}: {message}");
     }
+}
+
+/// A copy of the example policies plus `extra` (`name`, text) files, as a
+/// stored policy document.
+fn policy_document(extra: &[(&str, &str)]) -> tollgate::policy::PolicyDocument {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo_root().join("infra/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    tollgate::policy::PolicyDocument::from_dir(dir.path()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_decides_with_the_published_set_keeps_it_over_an_invalid_one_and_needs_the_store_to_start()
+ {
+    let setup = Setup::new().await;
+    let s3 = tollgate::aws::s3_client(&Emulator::shared().unwrap().sdk_config().await);
+    let bucket = unique_name("lambda-policies").to_lowercase();
+    tollgate::aws::ensure_bucket(&s3, &bucket).await.unwrap();
+    let object =
+        tollgate::aws::PolicyObject::new(s3.clone(), bucket.clone(), "policies.json".into());
+    // Published before the cold start: staging grants over 30 minutes now
+    // need an approval, unlike in the bundled set.
+    let doc = policy_document(&[(
+        "staging-short.cedar",
+        r#"@id("staging-auto-approve-30m")
+forbid (principal, action == Tollgate::Action::"auto_approve", resource)
+when { resource.hasTag("environment") && resource.getTag("environment") == "staging" &&
+       context.duration_seconds > 1800 };"#,
+    )]);
+    let version = object.publish(doc.to_bytes(), &doc.digest()).await.unwrap();
+    let (runtime, process, _) = setup
+        .start_with(
+            "requests",
+            &[
+                ("TOLLGATE_POLICY_BUCKET", &bucket),
+                ("TOLLGATE_POLICY_REFRESH_SECONDS", "0"),
+            ],
+        )
+        .await;
+    let staging = json!({"role_arn": role("StagingDeveloper"), "duration_seconds": 3600,
+                         "reason": "policy store", "ticket": "CHG-7"});
+    let who = alice();
+    let dry_run = || {
+        setup.http(
+            &runtime,
+            "POST",
+            "/requests?dry_run=true",
+            Some(staging.clone()),
+            Some(&who),
+        )
+    };
+    let (status, answer) = dry_run().await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["outcome"].as_str(),
+            answer["policy_version"].as_str()
+        ),
+        (Some("pending"), Some(version.as_str())),
+        "{answer}"
+    );
+
+    // Written behind publish's back: an invalid set is ignored, counted.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("policies.json")
+        .body(br#"{"format":"tollgate-policies/1","files":{"bad.cedar":"permit (principal, action, resource) when { context.nope };"}}"#.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let (_, answer) = dry_run().await;
+    assert_eq!(answer["policy_version"], version.as_str(), "{answer}");
+    assert_eq!(answer["outcome"], "pending");
+    assert!(process.stdout().contains("\"PolicyLoadFailures\""));
+
+    // A store that cannot be read refuses the cold start: serving the
+    // bundled set instead could undo a published tightening.
+    let mut env = setup.env();
+    env.push((
+        "TOLLGATE_POLICY_BUCKET".into(),
+        unique_name("no-such-bucket").to_lowercase(),
+    ));
+    assert_exits_without_polling(&setup, "requests", &env, "without its policy store").await;
 }

@@ -1,8 +1,8 @@
 //! Local development against the AWS emulator: `tollgate local provision`
 //! Local development against the AWS emulator: `tollgate local provision`
 //! creates, on `AWS_ENDPOINT_URL`, the table in the broker's account, the
-//! control role and example roles in the two local target accounts, and the
-//! audit key.
+//! control role and example roles in the two local target accounts, the
+//! audit key, and the policy store's bucket (versioned).
 
 use super::Env;
 use crate::args::ProvisionArgs;
@@ -75,6 +75,12 @@ pub async fn provision(
     let done = tollgate::aws::provision(&dynamodb, &iam, &sts, &table)
         .await
         .map_err(|e| aws_error(&e))?;
+    let policy_bucket = env("TOLLGATE_POLICY_BUCKET")
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| tollgate::aws::LOCAL_POLICY_BUCKET.to_owned());
+    tollgate::aws::ensure_bucket(&tollgate::aws::s3_client(&sdk), &policy_bucket)
+        .await
+        .map_err(|e| aws_error(&e))?;
     let kms = aws_sdk_kms::Client::new(&sdk);
     let audit_key = tollgate::aws::ensure_audit_key(&kms, tollgate::aws::DEFAULT_AUDIT_KEY)
         .await
@@ -91,6 +97,7 @@ pub async fn provision(
                 "roles": done.roles,
                 "audit_key": audit_key,
                 "audit_key_alias": tollgate::aws::DEFAULT_AUDIT_KEY,
+                "policy_bucket": policy_bucket,
             }),
         )?,
         OutputFormat::Table => {
@@ -109,6 +116,10 @@ pub async fn provision(
                 out,
                 "audit key {audit_key} ({})",
                 tollgate::aws::DEFAULT_AUDIT_KEY
+            )?;
+            writeln!(
+                out,
+                "policy store bucket {policy_bucket} (versioned; `tollgate policy publish` writes to it)"
             )?;
             let mut t = Table::new(&["ACCOUNT", "ROLE"]);
             for role in done.control_roles.iter().chain(&done.roles) {

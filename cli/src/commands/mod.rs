@@ -5,6 +5,7 @@ pub mod audit;
 pub mod credentials;
 pub mod dev;
 pub mod local;
+pub mod policy;
 pub mod requests;
 pub mod roles;
 pub mod serve;

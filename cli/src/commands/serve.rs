@@ -59,14 +59,19 @@ pub fn options(args: &ServeArgs, mut opts: LocalOptions) -> Result<LocalOptions,
 pub async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     tollgate::api::init_tracing();
     let opts = options(args, LocalOptions::from_env().map_err(|e| startup(&e))?)?;
-    let policies = opts.config.policy_dir.clone();
+    let policies = match &opts.config.policy_bucket {
+        Some(bucket) => format!(
+            "policies from s3://{bucket}/{} checked every {}s, until one is published those in {}",
+            opts.config.policy_key,
+            opts.config.policy_refresh_seconds,
+            opts.config.policy_dir.display()
+        ),
+        None => format!("policies in {}", opts.config.policy_dir.display()),
+    };
     let table = opts.config.table.clone();
     let server = LocalServer::bind(opts).await.map_err(|e| startup(&e))?;
     if let Some(addr) = server.local_addr() {
-        eprintln!(
-            "tollgate serve: http://{addr} (table `{table}`, policies in {}); Ctrl-C stops it",
-            policies.display()
-        );
+        eprintln!("tollgate serve: http://{addr} (table `{table}`, {policies}); Ctrl-C stops it");
     }
     server.run(shutdown_signal()).await.map_err(|e| startup(&e))
 }

@@ -158,7 +158,8 @@ impl LocalServer {
                 audit: AuditLog::stdout(),
             },
         )?;
-        if state.policy.policy_count() == 0 {
+        state.start_policies().await?;
+        if state.policy.current().policy_count() == 0 {
             tracing::warn!("no policies loaded: every request will be denied");
         }
         // INVARIANT: the development sign-in exists only with a development secret.

@@ -28,6 +28,7 @@ pub mod local;
 pub mod notify;
 pub mod openapi;
 pub mod pagination;
+pub mod policies;
 pub mod routes;
 pub mod settings;
 pub mod state;
@@ -37,6 +38,7 @@ pub mod web;
 pub use caller::Caller;
 pub use error::{ApiError, ApiResult};
 pub use lambda::init_tracing;
+pub use policies::Policies;
 pub use routes::router;
 pub use state::{AppState, RouteSet, StartupError, StateOptions};
 

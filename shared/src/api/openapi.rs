@@ -460,7 +460,7 @@ fn schemas() -> Value {
         },
         "DryRun": {
             "type": "object",
-            "required": ["dry_run", "allowed", "outcome", "auto_approved", "approvals_required", "decision", "explanation"],
+            "required": ["dry_run", "allowed", "outcome", "auto_approved", "approvals_required", "decision", "explanation", "policy_version"],
             "properties": {
                 "dry_run": {"const": true},
                 "allowed": {"type": "boolean"},
@@ -472,6 +472,7 @@ fn schemas() -> Value {
                 "decision": {"type": "object"},
                 "auto_approve": {"type": ["object", "null"]},
                 "explanation": {"type": "string", "description": "The decision, for people."},
+                "policy_version": {"type": "string", "description": "The policy set that decided: the policy store's version id, or `bundled-<digest>`."},
             },
         },
         "Actor": {

@@ -89,12 +89,15 @@ fn route_template(path: &str) -> String {
 }
 
 /// One log line and a latency metric per HTTP request, and an error count
-/// for every refusal or failure.
+/// for every refusal or failure. Before the handler runs, the policy store
+/// is checked when a check is due, and the set it serves then is the one
+/// every decision of this request uses (`api::policies`).
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    state.policy.refresh().await;
     let method = request.method().clone();
     let route = route_template(request.uri().path());
-    let response = next.run(request).await;
+    let response = state.policy.scope(next.run(request)).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let operation = format!("{method} {route}");

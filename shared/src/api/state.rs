@@ -11,15 +11,16 @@ use super::auth::{Authenticator, OidcVerifier, TokenVerifier, VerifierError, Ver
 use super::clock::Clock;
 use super::notify::{DEFAULT_BUDGET, Notifier, NotifyConfigError};
 use super::pagination::PageSealer;
+use super::policies::{Policies, StoreSource};
 use super::settings::{Settings, SettingsError};
 use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
 use crate::aws::{
-    AccountSettings, Accounts, AuditSigner, Catalogue, CatalogueSettings, Issuer, Revoker,
-    RoleDirectory, Store,
+    AccountSettings, Accounts, AuditSigner, Catalogue, CatalogueSettings, Issuer, PolicyObject,
+    Revoker, RoleDirectory, Store,
 };
 use crate::config::{Config, ConfigError};
-use crate::policy::{PolicyEngine, PolicyError};
+use crate::policy::{ActivePolicies, PolicyDocument, PolicyError};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,19 @@ impl RouteSet {
     pub const fn decides(self) -> bool {
         !matches!(self, Self::Expiry)
     }
+
+    /// The function's name (`local` for `tollgate serve`), as its policy
+    /// status item names it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Reviews => "reviews",
+            Self::Credentials => "credentials",
+            Self::Revocations => "revocations",
+            Self::Expiry => "expiry",
+            Self::All => "local",
+        }
+    }
 }
 
 /// The state shared by every handler. Cheap to clone.
@@ -75,8 +89,10 @@ pub struct AppState {
     /// The brokerable roles of every target account, as the sweep last
     /// found them (discovery reads it; the sweep refreshes it).
     pub catalogue: Catalogue,
-    /// The loaded Cedar policies (an empty, deny-all set for `expiry`).
-    pub policy: PolicyEngine,
+    /// The Cedar policies: `state.policy.current()` is the set to decide
+    /// with (an empty, deny-all set for `expiry`), refreshed from the policy
+    /// store before each request.
+    pub policy: Policies,
     /// STS, only where credentials are minted.
     pub issuer: Option<Issuer>,
     /// Role-policy writes, only where grants are revoked or pruned.
@@ -101,7 +117,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("table", &self.config.table)
-            .field("policies", &self.policy.policy_count())
+            .field("policies", &self.policy)
             .field("issuer", &self.issuer.is_some())
             .field("revoker", &self.revoker.is_some())
             .field("notifier", &self.notifier)
@@ -214,10 +230,34 @@ impl AppState {
             },
         );
         let policy = if routes.decides() {
-            PolicyEngine::load_dir(&config.policy_dir)?
+            let dir = &config.policy_dir;
+            let bundled = ActivePolicies::bundled(&PolicyDocument::from_dir(dir)?, |name| {
+                dir.join(name).display().to_string()
+            })?;
+            match &config.policy_bucket {
+                Some(bucket) => Policies::with_store(
+                    bundled,
+                    StoreSource {
+                        object: PolicyObject::new(
+                            crate::aws::s3_client(sdk),
+                            bucket.clone(),
+                            config.policy_key.clone(),
+                        ),
+                        refresh: Duration::from_secs(u64::from(config.policy_refresh_seconds)),
+                        status: store.clone(),
+                        function: routes.name(),
+                        metrics: Metrics::new(audit.sink()),
+                        clock: clock.clone(),
+                    },
+                ),
+                None => Policies::fixed(bundled),
+            }
         } else {
             // INVARIANT: the sweep authorises nothing; an empty set denies all.
-            PolicyEngine::from_sources(&[])?
+            Policies::fixed(ActivePolicies::bundled(
+                &PolicyDocument::empty(),
+                str::to_owned,
+            )?)
         };
         let issuer = routes.issues_credentials().then(|| Issuer::new(sts));
         let revoker = routes
@@ -275,7 +315,7 @@ impl AppState {
         } else {
             Settings::load(&sdk).await?
         };
-        Self::build(
+        let state = Self::build(
             &sdk,
             StateOptions {
                 config,
@@ -285,7 +325,20 @@ impl AppState {
                 clock: Clock::system(),
                 audit: AuditLog::stdout(),
             },
-        )
+        )?;
+        state.start_policies().await?;
+        Ok(state)
+    }
+
+    /// Reads the policy store once before serving (when one is configured):
+    /// a store that cannot be read refuses the start.
+    pub async fn start_policies(&self) -> Result<(), StartupError> {
+        self.policy.start().await.map_err(|e| {
+            StartupError::Other(format!(
+                "cannot read the policy store (TOLLGATE_POLICY_BUCKET): {}",
+                crate::aws::error_chain(&e)
+            ))
+        })
     }
 
     /// Fills in the broker's own account when the environment does not name

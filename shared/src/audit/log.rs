@@ -71,6 +71,8 @@ pub struct Decision<'a> {
     pub allowed: bool,
     /// The policies that decided it (permitting or forbidding).
     pub policies: &'a [String],
+    /// The policy set version that decided it.
+    pub policy_version: &'a str,
 }
 
 /// Writes audit lines to a sink. Cheap to clone.
@@ -122,6 +124,7 @@ impl AuditLog {
             json!(if d.allowed { "allow" } else { "deny" }),
         );
         line.insert("policies".into(), json!(d.policies));
+        line.insert("policy_version".into(), json!(d.policy_version));
         self.emit(line);
     }
 
@@ -129,8 +132,15 @@ impl AuditLog {
     /// how many stored requests the `scope` examined and how many the caller
     /// was shown; the per-item questions are the same policies as `view`,
     /// `approve` and `revoke`, so one aggregate line keeps the log's volume
-    /// proportional to calls.
-    pub fn list_filter(&self, actor: &Actor, scope: &str, examined: usize, shown: usize) {
+    /// proportional to calls. `policy_version` names the set that filtered.
+    pub fn list_filter(
+        &self,
+        actor: &Actor,
+        scope: &str,
+        examined: usize,
+        shown: usize,
+        policy_version: &str,
+    ) {
         let mut m = Map::new();
         m.insert("log".into(), json!("tollgate.audit"));
         m.insert("type".into(), json!("decision"));
@@ -142,6 +152,7 @@ impl AuditLog {
         m.insert("outcome".into(), json!("filter"));
         m.insert("examined".into(), json!(examined));
         m.insert("shown".into(), json!(shown));
+        m.insert("policy_version".into(), json!(policy_version));
         self.emit(m);
     }
 
@@ -264,6 +275,7 @@ mod tests {
             role: &req.role_arn,
             allowed: false,
             policies: &["forbid-weekend".to_owned()],
+            policy_version: "v7",
         });
         let (next, event) = req
             .apply(
@@ -288,6 +300,7 @@ mod tests {
         assert_eq!(json[0]["type"], "decision");
         assert_eq!(json[0]["outcome"], "deny");
         assert_eq!(json[0]["policies"][0], "forbid-weekend");
+        assert_eq!(json[0]["policy_version"], "v7");
         assert_eq!(json[1]["type"], "transition");
         assert_eq!(json[1]["outcome"], "denied");
         assert_eq!(json[1]["status"], Status::Denied.as_str());
@@ -307,6 +320,7 @@ mod tests {
             role: &req.role_arn,
             allowed: true,
             policies: &[],
+            policy_version: "bundled-0123456789ab",
         });
         let json = capture.json();
         assert_eq!(json[0]["request_id"], Value::Null);

@@ -32,6 +32,9 @@ pub const SERVER_ERRORS: &str = "ServerErrors";
 pub const SWEEP_RUNS: &str = "SweepRuns";
 /// Credential issues that failed at STS after their event was recorded.
 pub const CREDENTIAL_FAILURES: &str = "CredentialFailures";
+/// Stored policy sets that could not be loaded (invalid, unreadable store,
+/// or the object gone), operation `policy`: the last good set is served.
+pub const POLICY_LOAD_FAILURES: &str = "PolicyLoadFailures";
 /// Operation latency, milliseconds.
 pub const LATENCY: &str = "Latency";
 

@@ -19,6 +19,7 @@ use super::{AuditSigner, AwsError, BoxError, is_transient};
 use crate::BrokerError;
 use crate::domain::UserId;
 use crate::domain::{AccessRequest, Event, IdempotencyKey, RequestId, RoleArn, Status, Timestamp};
+use crate::policy::store::PolicyStatus;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -1000,6 +1001,88 @@ impl Store {
             }
             Err(e) => Err(TxError::Store(store_failure(e))),
         }
+    }
+
+    /// Records which policy set a function serves: one item per function,
+    /// the last load (or rejection) of any of its instances wins.
+    #[tracing::instrument(skip_all, fields(function = %status.function))]
+    pub async fn put_policy_status(&self, status: &PolicyStatus) -> Result<(), StoreError> {
+        let body = serde_json::to_string(status)
+            .map_err(|e| StoreError::Corrupt(format!("policy status does not encode: {e}")))?;
+        self.client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .item(PK, s(schema::POLICY_STATUS_PK))
+            .item(SK, s(status.function.clone()))
+            .item(BODY, s(body))
+            .send()
+            .await
+            .map_err(store_failure)?;
+        Ok(())
+    }
+
+    /// What every function last recorded about its policy set, by function name.
+    pub async fn policy_statuses(&self) -> Result<Vec<PolicyStatus>, StoreError> {
+        self.query_partition(schema::POLICY_STATUS_PK.to_owned())
+            .await?
+            .iter()
+            .map(|item| {
+                serde_json::from_str(string_attr(item, BODY)?)
+                    .map_err(|e| StoreError::Corrupt(format!("policy status does not decode: {e}")))
+            })
+            .collect()
+    }
+
+    /// Every request created at or after `since`, with its `created` event,
+    /// oldest first: one Scan of the table (request ids sort by creation
+    /// time, so older partitions are filtered out by key), for operator
+    /// tools such as `tollgate policy diff`.
+    pub async fn created_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(AccessRequest, Event)>, StoreError> {
+        let floor = schema::request_pk_floor(since);
+        let mut requests: BTreeMap<String, AccessRequest> = BTreeMap::new();
+        let mut created: HashMap<String, Event> = HashMap::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table.as_ref())
+                .filter_expression(
+                    "begins_with(#pk, :req) AND #pk >= :floor AND (#sk = :meta OR #sk = :first)",
+                )
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":req", s("REQ#"))
+                .expression_attribute_values(":floor", s(floor.clone()))
+                .expression_attribute_values(":meta", s(META))
+                .expression_attribute_values(":first", s(schema::event_sk(1)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_failure)?;
+            for item in page.items() {
+                let pk = string_attr(item, PK)?.to_owned();
+                if string_attr(item, SK)? == META {
+                    requests.insert(pk, decode_request(item)?);
+                } else {
+                    let event: Event = serde_json::from_str(string_attr(item, EVENT)?)
+                        .map_err(|e| StoreError::Corrupt(format!("first event of {pk}: {e}")))?;
+                    created.insert(pk, event);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(requests
+            .into_iter()
+            .filter(|(_, req)| req.created_at >= since)
+            .filter_map(|(pk, req)| created.remove(&pk).map(|event| (req, event)))
+            .collect())
     }
 
     /// Every item of partition `pk`, from strongly consistent Queries (more

@@ -1,6 +1,7 @@
 //! Adapters to AWS through the AWS SDK for Rust: the DynamoDB store, target
 //! accounts and their control roles, the STS issuer, IAM role descriptions,
-//! the role catalogue and revocation. No business rules live here.
+//! the role catalogue, revocation and the policy store on S3. No business
+//! rules live here.
 //!
 //! Every client is built from one [`SdkConfig`] loaded by [`load_sdk_config`]
 //! (timeouts and the standard retry mode). SDK errors are matched on their
@@ -14,6 +15,7 @@ mod credentials;
 mod dynamodb;
 mod iam;
 pub mod kms;
+pub mod policy_store;
 pub mod provision;
 mod revocation;
 pub mod schema;
@@ -33,6 +35,9 @@ pub use dynamodb::{
 };
 pub use iam::RoleDirectory;
 pub use kms::{AuditSigner, DEFAULT_AUDIT_KEY, ensure_audit_key};
+pub use policy_store::{
+    DEFAULT_POLICY_KEY, LOCAL_POLICY_BUCKET, PolicyObject, StoredVersion, ensure_bucket, s3_client,
+};
 pub use provision::{
     EXAMPLE_ROLES, ExampleRole, LOCAL_BROKER_ACCOUNT, LOCAL_EXTERNAL_ID, LOCAL_PRODUCTION_ACCOUNT,
     LOCAL_STAGING_ACCOUNT, Provisioned, account_admin, create_role, create_table, example_role,

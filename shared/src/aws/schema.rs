@@ -7,6 +7,7 @@
 //! | event | `REQ#<id>` | `EVT#<seq, 10 digits>` | `event` S (the event JSON), `ttl` N |
 //! | idempotency | `IDEM#<sub>#<key>` | `META` | `request_id` S, `fingerprint` S, `ttl` N (created + 24 h) |
 //! | role revocation | `ROLEREV#<role arn>` | `<until, 12 digits>#<id>` | `request_id` S, `until` N (window end), `ttl` N (until + 1 day) |
+//! | policy status | `POLICYSTATUS` | `<function>` | `body` S (which policy set the function serves, and the last set it rejected) |
 //! | role lease | `LEASE#<role arn>` | `META` | `owner` S, `expires` N (epoch ms), `rendered` L of S (request ids the policy last written covers), `rendered_at` N, `role_id` S |
 //! | catalogued role | `CATALOGUE#<account>` | `ROLE#<role name>` | `arn` S, `role_id` S, `max_session` N, `tags` M of S, `listed` BOOL (brokerable), `fingerprint` S (what `ListRoles` shows of it), `described_at` N |
 //! | catalogue schedule | `CATALOGUE` | `META` | per account: `due_<account>` N (next refresh, or the running refresh's lease end), `refreshed_<account>` N, `roles_<account>` N |
@@ -114,6 +115,16 @@ pub fn request_pk(id: RequestId) -> String {
     format!("REQ#{id}")
 }
 
+/// The partition of the functions' policy status items.
+pub const POLICY_STATUS_PK: &str = "POLICYSTATUS";
+
+/// The smallest request partition key of a request created at or after
+/// `since`: `REQ#` and the time part of a ULID (its first 10 characters).
+pub fn request_pk_floor(since: Timestamp) -> String {
+    let id = RequestId::generate(since).to_string();
+    format!("REQ#{}", id.get(..10).unwrap_or(&id))
+}
+
 /// `EVT#<seq zero-padded to 10>`.
 pub fn event_sk(seq: u64) -> String {
     format!("EVT#{seq:010}")
@@ -210,5 +221,15 @@ mod tests {
         assert!(later.as_str() > bound.as_str());
         assert_eq!(at_now.len(), 12 + 1 + 26);
         assert_eq!(event_sk(7), "EVT#0000000007");
+    }
+
+    #[test]
+    fn the_request_floor_sorts_between_earlier_and_later_requests() {
+        let t = Timestamp::from_unix(1_800_000_000);
+        let floor = request_pk_floor(t);
+        let before = request_pk(RequestId::generate(Timestamp::from_unix(1_799_999_999)));
+        let at = request_pk(RequestId::generate(t));
+        assert!(before < floor, "{before} {floor}");
+        assert!(at >= floor, "{at} {floor}");
     }
 }

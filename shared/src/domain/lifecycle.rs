@@ -17,6 +17,7 @@ use super::{
 use crate::audit::chain;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// How long a request may wait for review before it lapses: 24 hours.
@@ -205,6 +206,24 @@ pub struct AccessRequest {
     pub chain_head: String,
 }
 
+/// What a create was decided over besides the request and the requester's
+/// identity (both stored with the request): the policy set version, the
+/// role as IAM described it, and where the call came from. Recorded in the
+/// `created` event so `tollgate policy diff` can put the same question to
+/// another policy set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The policy set version that decided.
+    pub policy_version: String,
+    /// The role's IAM tags at the time.
+    pub role_tags: BTreeMap<String, String>,
+    /// The role's maximum session duration at the time, seconds.
+    pub role_max_session_seconds: u32,
+    /// The caller's address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+}
+
 /// Something someone asks to happen to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -281,6 +300,10 @@ pub enum EventKind {
         /// When the window ends, if auto-approved.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window_end: Option<Timestamp>,
+        /// What the decision was made over besides the request itself (absent
+        /// from events written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decided_over: Option<DecisionRecord>,
     },
     /// An approval was counted.
     Approved {
@@ -426,6 +449,18 @@ impl AccessRequest {
         policies: Vec<String>,
         now: Timestamp,
     ) -> (Self, Event) {
+        Self::create_recorded(new, auto_approved, policies, None, now)
+    }
+
+    /// [`AccessRequest::create`], recording what the decision was made over
+    /// in the `created` event.
+    pub fn create_recorded(
+        new: NewRequest,
+        auto_approved: bool,
+        policies: Vec<String>,
+        decided_over: Option<DecisionRecord>,
+        now: Timestamp,
+    ) -> (Self, Event) {
         let digest = request_digest(&new);
         let mut req = Self {
             id: new.id,
@@ -462,6 +497,7 @@ impl AccessRequest {
             auto_approved,
             policies,
             window_end: req.window_end,
+            decided_over,
         };
         let actor = Actor::User(req.requester.sub.clone());
         let event = req.record(actor, kind, now);

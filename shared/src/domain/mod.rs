@@ -18,8 +18,8 @@ pub use duration::{
 };
 pub use identity::{Identity, RoleInfo};
 pub use lifecycle::{
-    AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, Event, EventKind,
-    EventSignature, NewRequest, Refusal, Status,
+    AccessRequest, Actor, Approval, Command, DEFAULT_PENDING_TTL_SECONDS, DecisionRecord, Event,
+    EventKind, EventSignature, NewRequest, Refusal, Status,
 };
 pub use onboarding::{MANAGED_TAG, OnboardingRules, RoleCheck, RoleFacts, assess};
 pub use request_id::RequestId;

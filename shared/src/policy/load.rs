@@ -349,7 +349,11 @@ pub(crate) fn load(sources: &[(&str, &str)], schema: &Schema) -> Result<Loaded, 
     }
 
     if !problems.is_empty() {
-        problems.sort_by_key(|(file, p)| (*file, p.line, p.column));
+        // Message last: the validator's order across actions varies from
+        // run to run, and the same set must always report the same text.
+        problems.sort_by(|(fa, a), (fb, b)| {
+            (*fa, a.line, a.column, &a.message).cmp(&(*fb, b.line, b.column, &b.message))
+        });
         // The validator repeats an error once per action the policy covers;
         // one report per place is enough to fix it.
         problems.dedup_by_key(|(file, p)| (*file, p.line, p.column));
@@ -379,6 +383,21 @@ mod tests {
         assert_eq!(line_col(text, 7), (2, 4));
         assert_eq!(line_col(text, 8), (3, 1));
         assert_eq!(line_col(text, 999), (3, 2));
+    }
+
+    #[test]
+    fn the_same_invalid_set_always_reports_the_same_problems() {
+        // One error per action the policy covers, in an order that varies.
+        let text = "permit (principal, action, resource) when { context.nope };";
+        let report = || {
+            crate::policy::PolicyEngine::from_sources(&[("a.cedar", text)])
+                .unwrap_err()
+                .to_string()
+        };
+        let first = report();
+        for _ in 0..30 {
+            assert_eq!(report(), first);
+        }
     }
 
     #[test]

@@ -150,7 +150,8 @@ pub(crate) fn decide_logged(
     q: &Query<'_>,
     request_id: Option<RequestId>,
 ) -> Decision {
-    let decision = state.policy.decide(q);
+    let policy = state.policy.current();
+    let decision = policy.decide(q);
     let policies: Vec<String> = if decision.allowed {
         decision.permitted_by.iter().map(|p| p.id.clone()).collect()
     } else {
@@ -169,6 +170,7 @@ pub(crate) fn decide_logged(
         role: &q.role.arn,
         allowed: decision.allowed,
         policies: &policies,
+        policy_version: &policy.version,
     });
     if !decision.errors.is_empty() {
         tracing::warn!(action = q.action.as_str(), errors = ?decision.errors, "policy evaluation errors");
@@ -302,8 +304,9 @@ fn may_see(
         role,
         context: context.clone(),
     };
-    let read = state.policy.decide(&ask(Action::Read));
-    let approve = state.policy.decide(&ask(Action::Approve));
+    let policy = state.policy.current();
+    let read = policy.decide(&ask(Action::Read));
+    let approve = policy.decide(&ask(Action::Approve));
     let allowed = read.allowed || approve.allowed;
     let policies: Vec<String> = [&read, &approve]
         .into_iter()
@@ -323,6 +326,7 @@ fn may_see(
         role: &role.arn,
         allowed,
         policies: &policies,
+        policy_version: &policy.version,
     });
     allowed
 }
@@ -432,6 +436,7 @@ pub(crate) fn review_json(
     };
     let decision = state
         .policy
+        .current()
         .decide(&query(caller, Action::Approve, role, req, now));
     let (code, message) = if decision.allowed {
         (Value::Null, Value::Null)

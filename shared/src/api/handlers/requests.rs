@@ -13,8 +13,8 @@ use crate::api::{ApiResult, AppState, Caller};
 use crate::audit::metrics;
 use crate::aws::{Created, PageKey, PageRequest};
 use crate::domain::{
-    AccessRequest, Command, GrantDuration, IdempotencyKey, NewRequest, RequestId, RoleArn,
-    SessionPolicy, Status, Ticket, Timestamp,
+    AccessRequest, Command, DecisionRecord, GrantDuration, IdempotencyKey, NewRequest, RequestId,
+    RoleArn, SessionPolicy, Status, Ticket, Timestamp,
 };
 use crate::policy::{Action, DurationLimit, Query, QueryContext, longest_allowed};
 use axum::Json;
@@ -153,7 +153,7 @@ pub async fn create(
     // The longest grant policies allow for this request as asked (`None`:
     // none at all), and what sets it.
     let asked = u32::try_from(input.duration_seconds).unwrap_or(u32::MAX);
-    let limit = || longest_allowed(&state.policy, &ask(Action::Request, asked), &hard);
+    let limit = || longest_allowed(&state.policy.current(), &ask(Action::Request, asked), &hard);
     if input.duration_seconds > u64::from(hard.seconds) {
         let tightest = limit().unwrap_or_else(|| hard.clone());
         return Err(BrokerError::from(tightest.exceeded(input.duration_seconds)).into());
@@ -194,6 +194,7 @@ pub async fn create(
             "decision": explanation(&decision),
             "auto_approve": auto.as_ref().map(explanation),
             "explanation": text,
+            "policy_version": state.policy.current().version,
         });
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
@@ -224,7 +225,15 @@ pub async fn create(
         approvals_required,
         pending_ttl_seconds: state.config.pending_ttl_seconds,
     };
-    let (req, event) = AccessRequest::create(new, auto_approved, policies, now);
+    // What `tollgate policy diff` needs to put this decision again.
+    let decided_over = DecisionRecord {
+        policy_version: state.policy.current().version.clone(),
+        role_tags: role.tags.clone(),
+        role_max_session_seconds: role.max_session_seconds,
+        source_ip: caller.source_ip.clone(),
+    };
+    let (req, event) =
+        AccessRequest::create_recorded(new, auto_approved, policies, Some(decided_over), now);
     let idem = idempotency_key.as_ref().map(|k| (k, fingerprint.as_str()));
     let (stored, replayed) = match state.store.create(&req, &event, idem).await? {
         Created::New => {
@@ -407,9 +416,13 @@ pub async fn list(
         start = next.clone();
     }
     if scope != Scope::Mine {
-        state
-            .audit
-            .list_filter(&caller.actor(), scope.as_str(), examined, items.len());
+        state.audit.list_filter(
+            &caller.actor(),
+            scope.as_str(),
+            examined,
+            items.len(),
+            &state.policy.current().version,
+        );
     }
     let next_token = next.map(|key| state.pages.seal(binding, &key, now));
     let mut body = json!({ "items": items, "next_token": next_token });
@@ -451,7 +464,7 @@ async fn reviewable(
         return Ok(Review::No);
     };
     let q = super::query(caller, Action::Approve, &role, req, now);
-    if state.policy.decide(&q).allowed {
+    if state.policy.current().decide(&q).allowed {
         return Ok(Review::Now);
     }
     if caller.identity.mfa {
@@ -465,7 +478,7 @@ async fn reviewable(
         principal: &with_mfa,
         ..q
     };
-    Ok(if state.policy.decide(&q).allowed {
+    Ok(if state.policy.current().decide(&q).allowed {
         Review::WithMfa
     } else {
         Review::No
@@ -492,6 +505,7 @@ async fn revocable(
     let may = |action| {
         state
             .policy
+            .current()
             .decide(&super::query(caller, action, &role, req, now))
             .allowed
     };

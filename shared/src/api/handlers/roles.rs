@@ -89,10 +89,11 @@ pub async fn list(
     let after: Option<Position> = get("next_token")
         .map(|token| state.pages.open(binding, token, now))
         .transpose()?;
+    let policies = state.policy.current();
     let page = requestable(
         Sources {
             catalogue: &state.catalogue,
-            policy: &state.policy,
+            policy: policies.engine(),
             accounts: state.accounts.settings(),
             ceiling_seconds: state.config.max_duration_seconds,
         },
