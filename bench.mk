@@ -13,6 +13,7 @@ bench: $(if $(TOLLGATE_VENV),,venv)
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-bench $(BENCH_ARGS)
 	TOLLGATE_VENV=$${TOLLGATE_VENV:-$(CURDIR)/.venv} target/debug/tollgate-policy-bench
 	$(CARGO) bench -p tollgate --bench decide
+	$(CARGO) bench -p tollgate --bench terms
 
 # The policy store alone: checks, reloads and cold start against a decision.
 bench-policy: $(if $(TOLLGATE_VENV),,venv)

@@ -51,13 +51,13 @@ export function createApi(session) {
     return data;
   }
 
-  async function list(query) {
+  async function list(query, path = '/requests') {
     const items = [];
     let next = null;
     for (let page = 0; page < MAX_PAGES; page += 1) {
       const params = new URLSearchParams(query);
       if (next) params.set('next_token', next);
-      const data = await call('GET', `/requests?${params}`);
+      const data = await call('GET', `${path}?${params}`);
       items.push(...data.items);
       next = data.next_token;
       if (!next) break;
@@ -70,6 +70,8 @@ export function createApi(session) {
   return {
     /** The caller's own requests, newest first. */
     mine: () => list({ scope: 'mine', limit: '100' }),
+    /** The roles the caller may ask for, with the terms policies set. */
+    roles: () => list({ limit: '100' }, '/roles'),
     /** Pending requests the caller may review now. */
     reviewable: () => list({ scope: 'reviewable', limit: '100' }),
     /** One request with its role, events and the caller's review decision. */

@@ -2,6 +2,7 @@
 
 use crate::error::{CliError, EXIT_CODES_HELP};
 use crate::output::OutputFormat;
+use crate::role_ref::RoleRef;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tollgate::domain::{RequestId, RoleArn, parse_seconds};
@@ -101,9 +102,9 @@ pub enum Command {
     /// Check the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Roles: whether existing roles can be brokered
-    #[command(subcommand)]
-    Roles(RolesCommand),
+    /// The roles you may ask for, with the terms policy sets for each; `roles
+    /// check`: whether existing roles can be brokered
+    Roles(RolesArgs),
     /// Run the broker on this machine (against AWS_ENDPOINT_URL or AWS)
     Serve(ServeArgs),
     /// Local development helpers for the emulator
@@ -138,9 +139,11 @@ pub enum CredentialFormat {
 /// `tollgate request`.
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The role to ask for
-    #[arg(long, value_parser = parse_role, value_name = "ARN")]
-    pub role: RoleArn,
+    /// The role to ask for: its ARN, or ACCOUNT/NAME (an account alias or id
+    /// and the role name, like prod/ProductionOperator), or NAME when only
+    /// one account has it (`tollgate roles` lists them)
+    #[arg(long, value_parser = parse_role_ref, value_name = "ROLE")]
+    pub role: RoleRef,
     /// How long the grant lasts once approved, with a unit: 30m, 2h, 1h30m
     #[arg(long, short = 'd', value_name = "DURATION")]
     pub duration: String,
@@ -277,9 +280,12 @@ pub struct CredentialsArgs {
     /// The request whose grant to use
     #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
     pub id: Option<RequestId>,
-    /// Use your active grant for this role (the one ending last)
-    #[arg(long, value_parser = parse_role, value_name = "ARN")]
-    pub role: Option<RoleArn>,
+    /// Use your active grant for this role (the one ending last): its ARN,
+    /// ACCOUNT/NAME or NAME (short forms ask the broker, so
+    /// credential_process, which must work through a broker outage from the
+    /// cache, should name the ARN)
+    #[arg(long, value_parser = parse_role_ref, value_name = "ROLE")]
+    pub role: Option<RoleRef>,
     /// Output format [default: env, or json with --output json]
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<CredentialFormat>,
@@ -351,8 +357,8 @@ pub struct ExplainArgs {
     /// asking the broker (needs --identity)
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
-    /// The role asked about
-    #[arg(long, alias = "role-arn", value_name = "ARN")]
+    /// The role asked about: its ARN, or (asking the broker) ACCOUNT/NAME or NAME
+    #[arg(long, alias = "role-arn", value_name = "ROLE")]
     pub role: String,
     /// How long, with a unit: 30m, 2h, 1h30m
     #[arg(long, short = 'd', default_value = "1h", value_name = "DURATION")]
@@ -467,7 +473,23 @@ pub enum AuditCommand {
     Verify(AuditVerifyArgs),
 }
 
-/// `tollgate roles ...`.
+/// `tollgate roles [--account A]`, or `tollgate roles check ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RolesArgs {
+    /// Only roles in this account: its alias or its 12-digit id
+    #[arg(long, short = 'a', value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Print only the roles' short names (ACCOUNT/NAME), one a line: what
+    /// shell completion offers for --role
+    #[arg(long)]
+    pub names: bool,
+    /// A roles subcommand
+    #[command(subcommand)]
+    pub command: Option<RolesCommand>,
+}
+
+/// `tollgate roles ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {
     /// Ask the broker whether roles can be brokered, and what to fix if not
@@ -594,6 +616,10 @@ fn parse_request_id(s: &str) -> Result<RequestId, String> {
 
 fn parse_role(s: &str) -> Result<RoleArn, String> {
     RoleArn::parse(s.trim()).map_err(|e| e.message)
+}
+
+fn parse_role_ref(s: &str) -> Result<RoleRef, String> {
+    RoleRef::parse(s)
 }
 
 fn parse_action(s: &str) -> Result<tollgate::policy::Action, String> {

@@ -235,6 +235,22 @@ impl Client {
         .await
     }
 
+    /// One page of `GET /roles` (the largest the broker serves): the roles
+    /// the caller may request, optionally in one account and of one name.
+    pub async fn roles_page(
+        &self,
+        account: Option<&str>,
+        name: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Value, CliError> {
+        let limit = MAX_PAGE_LIMIT.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        query.extend(account.map(|a| ("account", a)));
+        query.extend(name.map(|n| ("name", n)));
+        query.extend(next_token.map(|t| ("next_token", t)));
+        self.send(Method::GET, &["roles"], &query, None, None).await
+    }
+
     /// `POST /roles/check`.
     pub async fn check_roles(&self, body: &Value) -> Result<Value, CliError> {
         self.send(Method::POST, &["roles", "check"], &[], Some(body), None)

@@ -6,10 +6,12 @@ mod cache;
 mod client;
 mod clock;
 mod commands;
+mod completion;
 mod error;
 mod model;
 mod output;
 mod policy_cmd;
+mod role_ref;
 mod settings;
 mod wait;
 
@@ -86,7 +88,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
         Command::Policy(PolicyCommand::Status(a)) => policy::status(ctx, a, out).await,
         Command::Policy(PolicyCommand::Diff(a)) => policy::diff(ctx, a, out).await,
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(ctx, a, out).await,
-        Command::Roles(RolesCommand::Check(a)) => roles::check(ctx, a, out).await,
+        Command::Roles(a) => match &a.command {
+            Some(RolesCommand::Check(c)) => roles::check(ctx, c, out).await,
+            None => roles::list(ctx, a, out).await,
+        },
         Command::Serve(a) => serve::serve(a).await,
         Command::Local(LocalCommand::Provision(a)) => {
             let format = ctx.output();
@@ -97,7 +102,10 @@ async fn run(ctx: &mut Ctx<'_>, command: &Command, out: &mut dyn Write) -> Resul
             dev::token(a, ctx.env, format, out)
         }
         Command::Completions(a) => {
-            clap_complete::generate(a.shell, &mut Cli::command(), "tollgate", out);
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "tollgate", &mut script);
+            let script = completion::with_role_names(a.shell, &String::from_utf8_lossy(&script));
+            out.write_all(script.as_bytes())?;
             Ok(())
         }
     }

@@ -1424,3 +1424,123 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn roles_lists_what_a_user_may_ask_for_and_short_names_stand_for_arns() {
+    let b = Broker::start();
+    let alice = b.token("alice", &["developers"], false, &[]);
+    // The sweep fills the catalogue within its first runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let names = loop {
+        let r = run(&mut b.cli(&alice), &["roles", "--names"]);
+        assert_eq!(r.code, 0, "roles --names failed: {}", r.err);
+        if !r.out.is_empty() {
+            break r.out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the catalogue stayed empty: {}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"staging/StagingDeveloper"), "{names:?}");
+    assert!(!names.contains(&"prod/DataAnalyst"), "{names:?}");
+
+    // bash completes --role from the same list, asking the broker on Tab.
+    let dir = Path::new(BIN).parent().unwrap();
+    let r = run(
+        b.command(Path::new("bash"), &alice)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display())),
+        &[
+            "-c",
+            r#"source <(tollgate completions bash)
+COMP_WORDS=(tollgate request --role stag); COMP_CWORD=3; _tollgate tollgate stag --role
+printf '%s\n' "${COMPREPLY[@]}""#,
+        ],
+    );
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "staging/StagingDeveloper\n"),
+        "{}",
+        r.err
+    );
+
+    let table = run(&mut b.cli(&alice), &["roles"]);
+    assert_eq!(table.code, 0, "{}", table.err);
+    assert!(table.out.starts_with("ROLE "), "{}", table.out);
+    let staging = table
+        .out
+        .lines()
+        .find(|l| l.starts_with("staging/StagingDeveloper "))
+        .unwrap_or_else(|| panic!("{}", table.out));
+    assert!(staging.contains("automatic"), "{staging}");
+
+    let prod = run(
+        &mut b.cli(&alice),
+        &["roles", "--account", "prod", "--output", "json"],
+    )
+    .json();
+    let prod = prod.as_array().unwrap();
+    assert!(!prod.is_empty());
+    assert!(
+        prod.iter().all(|r| r["account"] == "444455556666"),
+        "{prod:?}"
+    );
+    let r = run(&mut b.cli(&alice), &["roles", "--account", "nowhere"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("unknown_account"), "{}", r.err);
+
+    // A short form, and the name alone, stand for the role's ARN.
+    let req = request(&b, &alice, "staging/StagingDeveloper", &[]);
+    assert_eq!(
+        (req["status"].as_str(), req["role_arn"].as_str()),
+        (Some("active"), Some(STAGING))
+    );
+    let r = run(
+        &mut b.cli(&alice),
+        &[
+            "credentials",
+            "--role",
+            "StagingDeveloper",
+            "--format",
+            "json",
+            "--no-cache",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.json()["role_arn"], STAGING);
+    let r = run(
+        &mut b.cli(&alice),
+        &["explain", "--role", "staging/StagingDeveloper", "-d", "1h"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+
+    // A role she may not ask for is unknown to her; a malformed one is
+    // refused before anything is sent.
+    let r = run(
+        &mut b.cli(&alice),
+        &[
+            "request",
+            "--role",
+            "prod/DataAnalyst",
+            "-d",
+            "1h",
+            "-r",
+            "look",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(
+        r.err.contains("unknown_role") && r.err.contains("tollgate roles"),
+        "{}",
+        r.err
+    );
+    let r = run(
+        &mut b.cli(&alice),
+        &["request", "--role", "a/b/c", "-d", "1h", "-r", "look"],
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("ACCOUNT/NAME"), "{}", r.err);
+}

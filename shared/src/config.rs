@@ -8,6 +8,10 @@ use std::path::PathBuf;
 pub const DEFAULT_CONTROL_ROLE: &str = "tollgate/TollgateControl";
 /// The IAM path of brokered roles.
 pub const DEFAULT_MANAGED_ROLE_PATH: &str = "/tollgate/";
+/// How often each account's role catalogue is refreshed, seconds.
+pub const DEFAULT_CATALOGUE_REFRESH_SECONDS: u32 = 300;
+/// Roles per account re-read on every catalogue refresh.
+pub const DEFAULT_CATALOGUE_REREADS: u32 = 20;
 
 /// Broker settings shared by every function and the local server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +69,16 @@ pub struct Config {
     /// `TOLLGATE_MANAGED_ROLE_PATH`: the IAM path brokered roles live under
     /// (default `/tollgate/`; the IaC scopes every permission to it).
     pub managed_role_path: String,
+    /// `TOLLGATE_ACCOUNT_ALIASES`: short names for target accounts,
+    /// `staging=111122223333,prod=444455556666`, as `(alias, account)` pairs.
+    pub account_aliases: Vec<(String, String)>,
+    /// `TOLLGATE_CATALOGUE_REFRESH_SECONDS`: how often the sweep refreshes each
+    /// account's role catalogue (default 300; 0 turns refreshing off).
+    pub catalogue_refresh_seconds: u32,
+    /// `TOLLGATE_CATALOGUE_REREADS`: roles per account re-read with `GetRole`
+    /// on every refresh, least recently read first, so that a change of tags
+    /// alone (which `ListRoles` does not show) is noticed (default 20).
+    pub catalogue_rereads: u32,
     /// The web console's sign-in and links (`TOLLGATE_CONSOLE_*`, `TOLLGATE_PUBLIC_URL`).
     pub console: ConsoleSettings,
     /// `TOLLGATE_FEDERATION_ENDPOINT`: where console sign-in tokens are
@@ -124,6 +138,9 @@ impl Default for Config {
             managed_role_path: DEFAULT_MANAGED_ROLE_PATH.into(),
             federation_endpoint: None,
             break_glass_review_seconds: DEFAULT_BREAK_GLASS_REVIEW_SECONDS,
+            account_aliases: Vec::new(),
+            catalogue_refresh_seconds: DEFAULT_CATALOGUE_REFRESH_SECONDS,
+            catalogue_rereads: DEFAULT_CATALOGUE_REREADS,
         }
     }
 }
@@ -254,6 +271,17 @@ impl Config {
                 60,
                 30 * 86_400,
             )?,
+            account_aliases: match get("TOLLGATE_ACCOUNT_ALIASES") {
+                None => d.account_aliases,
+                Some(v) => account_aliases(&v)?,
+            },
+            catalogue_refresh_seconds: num(
+                "TOLLGATE_CATALOGUE_REFRESH_SECONDS",
+                d.catalogue_refresh_seconds,
+                0,
+                86_400,
+            )?,
+            catalogue_rereads: num("TOLLGATE_CATALOGUE_REREADS", d.catalogue_rereads, 0, 1000)?,
         })
     }
 
@@ -385,6 +413,42 @@ fn account_list(name: &'static str, v: &str) -> Result<Vec<String>, ConfigError>
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+/// `alias=account,...`: each alias 1-32 of `a-z 0-9 -` starting with a
+/// letter (so never mistaken for an account id), each alias and each
+/// account named once.
+fn account_aliases(v: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    const NAME: &str = "TOLLGATE_ACCOUNT_ALIASES";
+    let bad = |message: String| ConfigError {
+        name: NAME,
+        message,
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((alias, account)) = entry.split_once('=') else {
+            return Err(bad(format!("`{entry}` is not alias=account")));
+        };
+        let (alias, account) = (alias.trim(), account_id(NAME, account.trim())?);
+        let valid = (1..=32).contains(&alias.len())
+            && alias.starts_with(|c: char| c.is_ascii_lowercase())
+            && alias
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(bad(format!(
+                "`{alias}` is not an alias (1-32 of a-z 0-9 -, starting with a letter)"
+            )));
+        }
+        if pairs.iter().any(|(a, _)| a == alias) {
+            return Err(bad(format!("alias `{alias}` is given twice")));
+        }
+        if pairs.iter().any(|(_, acct)| *acct == account) {
+            return Err(bad(format!("account {account} has two aliases")));
+        }
+        pairs.push((alias.to_owned(), account));
+    }
+    Ok(pairs)
 }
 
 /// `path/name` or `name` of an IAM role: IAM's name characters, no wildcards.
@@ -542,6 +606,19 @@ mod tests {
             Some("http://127.0.0.1:4567/federation")
         );
         assert_eq!(c.break_glass_review_seconds, 3600);
+        assert!(d.account_aliases.is_empty());
+        let c = parse(&[(
+            "TOLLGATE_ACCOUNT_ALIASES",
+            " staging=111122223333, prod-eu=444455556666 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.account_aliases,
+            [
+                ("staging".to_owned(), "111122223333".to_owned()),
+                ("prod-eu".to_owned(), "444455556666".to_owned())
+            ]
+        );
         for (name, bad) in [
             ("TOLLGATE_TARGET_ACCOUNTS", "1234"),
             ("TOLLGATE_TARGET_ACCOUNTS", "111122223333,abc"),
@@ -559,6 +636,14 @@ mod tests {
                 "https://x.example.com/federation?a=b",
             ),
             ("TOLLGATE_BREAK_GLASS_REVIEW_SECONDS", "59"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "prod"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "prod=1234"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "Prod=444455556666"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "4444=444455556666"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "a=444455556666,a=111122223333"),
+            ("TOLLGATE_ACCOUNT_ALIASES", "a=444455556666,b=444455556666"),
+            ("TOLLGATE_CATALOGUE_REFRESH_SECONDS", "-1"),
+            ("TOLLGATE_CATALOGUE_REREADS", "5000"),
         ] {
             assert_eq!(parse(&[(name, bad)]).unwrap_err().name, name, "{bad}");
         }

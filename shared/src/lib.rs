@@ -5,6 +5,7 @@
 //! - [`policy`]: the Cedar schema, entity building, decisions and explanations.
 //! - [`aws`]: adapters for DynamoDB, STS and IAM; no business rules.
 //! - [`audit`]: the hash-chained audit trail, decision logs and metrics.
+//! - [`service`]: use cases written once for every front door (discovery).
 //! - [`api`]: the HTTP routes, shared by the Lambda functions and `tollgate serve`.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod policy;
+pub mod service;
 
 pub use config::Config;
 pub use error::BrokerError;

@@ -10,6 +10,7 @@ chromium-driver through Selenium.
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 @pytest.fixture(scope="session")
 def broker():
     with LocalBroker(prefix="tollgate-browser-") as b:
+        # The sweep fills the role catalogue within its first runs.
+        deadline = time.monotonic() + 60
+        while not b.call("alice", "GET", "/roles")[1].get("items"):
+            assert time.monotonic() < deadline, "the role catalogue stayed empty"
+            time.sleep(0.2)
         yield b
 
 

@@ -84,11 +84,23 @@ def no_console_errors(driver):
     driver.allowed_errors = ()
 
 
+def role_choice(driver, label):
+    """The picker's radio button for the role labelled `label` (`prod / ProductionOperator`)."""
+    return wait(driver, EC.presence_of_element_located(
+        (By.XPATH, f'//li[contains(@class, "role-choice")][label[normalize-space()="{label}"]]/input')))
+
+
 def test_a_developer_asks_for_production_and_an_approver_approves_from_the_inbox(driver, broker):
     role = broker.roles["ProductionOperator"]
     sign_in(driver, broker, "alice", "/ui/requests/new")
     wait_heading(driver, "Ask for access")
-    driver.find_element(By.ID, "role_arn").send_keys(role)
+    # She picks the role from those she may ask for, its terms beside it.
+    choice = role_choice(driver, "prod / ProductionOperator")
+    terms = driver.find_element(By.ID, choice.get_attribute("aria-describedby")).text
+    assert terms == "Needs 1 approval · up to 2 h · ticket required", terms
+    choice.click()
+    assert driver.find_element(By.ID, "role_arn").get_attribute("value") == role
+    assert driver.find_element(By.CSS_SELECTOR, "label[for=ticket]").text == "Ticket (required for this role)"
     duration = driver.find_element(By.ID, "duration")
     duration.clear()
     duration.send_keys("1h")
@@ -156,6 +168,39 @@ def test_a_developer_asks_for_production_and_an_approver_approves_from_the_inbox
     assert "Revoked" in banner(driver, "success").text
     assert "Revoked" in driver.find_element(By.CSS_SELECTOR, ".status-line").text
     assert broker.call("alice", "GET", f"/requests/{request_id}")[1]["status"] == "revoked"
+
+
+def test_the_role_picker_lists_what_a_user_may_ask_for_with_its_terms(driver, broker):
+    sign_in(driver, broker, "alice", "/ui/requests/new")
+    wait_heading(driver, "Ask for access")
+    staging = role_choice(driver, "staging / StagingDeveloper")
+    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.role-choice label")]
+    # Not the data team's role; the production roles need a ticket.
+    assert "prod / DataAnalyst" not in labels, labels
+    assert {"staging / StagingDeveloper", "prod / ProductionOperator", "prod / ProductionBreakGlass"} <= set(labels)
+    breakglass = driver.find_element(By.ID, role_choice(driver, "prod / ProductionBreakGlass").get_attribute("aria-describedby"))
+    assert "Needs 2 approvals" in breakglass.text, breakglass.text
+    assert driver.find_element(By.ID, staging.get_attribute("aria-describedby")).text == \
+        "Approved at once · up to 4 h"
+    # Filtering narrows the list and says how many match.
+    driver.find_element(By.ID, "role-filter").send_keys("stag")
+    wait(driver, lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "li.role-choice label")]
+         == ["staging / StagingDeveloper"])
+    assert driver.find_element(By.ID, "role-count").text == "1 role"
+    axe(driver, "request form with the role picker")
+    # Picked with the keyboard: the dry run follows.
+    role_choice(driver, "staging / StagingDeveloper").send_keys(Keys.SPACE)
+    assert driver.find_element(By.ID, "role_arn").get_attribute("value") == broker.roles["StagingDeveloper"]
+    driver.find_element(By.ID, "reason").send_keys("try the new build")
+    wait(driver, lambda d: "Granted at once" in d.find_element(By.ID, "decision").text)
+    shot(driver, "role-picker")
+    # Typing an ARN picks its role when it is in the list.
+    driver.find_element(By.ID, "role-filter").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.role-choice")) >= 3)
+    arn = driver.find_element(By.ID, "role_arn")
+    arn.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    arn.send_keys(broker.roles["ProductionOperator"])
+    wait(driver, lambda d: role_choice(d, "prod / ProductionOperator").is_selected())
 
 
 def test_an_approver_denies_with_a_reason(driver, broker):

@@ -92,6 +92,10 @@ class LocalBroker:
             # roles; the local control roles require this ExternalId.
             env["TOLLGATE_TARGET_ACCOUNTS"] = ",".join(sorted({a.split(":")[4] for a in arns}))
             env["TOLLGATE_CONTROL_EXTERNAL_ID"] = "tollgate-local"
+            # Short names for the accounts (`GET /roles`, the role picker).
+            env["TOLLGATE_ACCOUNT_ALIASES"] = (
+                f"staging={self.roles['StagingDeveloper'].split(':')[4]},"
+                f"prod={self.roles['ProductionOperator'].split(':')[4]}")
             self.log = self.state / "serve.log"
             with open(self.log, "w") as log:
                 self.server = subprocess.Popen([str(TOLLGATE), "serve"], env=env, stdout=log,

@@ -796,6 +796,7 @@ fn functions_run_bootstrap_on_provided_al2023_with_the_broker_settings() {
             var("TOLLGATE_MANAGED_ROLE_PATH").as_deref(),
             Some("/tollgate/")
         );
+        assert_eq!(var("TOLLGATE_ACCOUNT_ALIASES").as_deref(), Some(""), "{f}");
         let control = match f {
             "RequestsFunction" | "ReviewsFunction" => "tollgate/TollgateControlReader",
             _ => "tollgate/TollgateControl",
@@ -924,6 +925,7 @@ fn api_routes_are_exactly_those_of_the_design_and_only_health_and_the_console_sk
             "POST /requests/{id}/cancel".to_owned(),
             expect("RequestsFunction", "Jwt"),
         ),
+        ("GET /roles".to_owned(), expect("RequestsFunction", "Jwt")),
         (
             "POST /requests/{id}/extend".to_owned(),
             expect("RequestsFunction", "Jwt"),
@@ -1791,6 +1793,7 @@ fn control_roles_trust_only_the_functions_that_need_them_with_the_external_id() 
         assert_eq!(
             roles["TollgateControlRole"]["inline_policies"]["tollgate-control"]["Statement"],
             json!([
+                {"Sid": "ListRoles", "Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"},
                 describe,
                 {
                     "Sid": "RevocationPolicyOnManagedRoles",

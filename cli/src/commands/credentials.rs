@@ -10,6 +10,7 @@ use crate::client::{Client, Scope};
 use crate::error::{CliError, Exit};
 use crate::model::{IssuedCredentials, parse_request};
 use crate::output::{OutputFormat, write_json};
+use crate::role_ref::resolve;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::io::Write;
@@ -46,9 +47,13 @@ pub async fn run(
     let caller = cache::caller_key(token.expose_secret());
     let now = crate::clock::now();
     let client = Client::new(url.clone(), &token)?;
+    let role = match &args.role {
+        Some(role) => Some(resolve(&client, role).await?),
+        None => None,
+    };
 
     if let Some(cache) = &cache {
-        let hit = match (&args.id, &args.role) {
+        let hit = match (&args.id, &role) {
             (Some(id), _) => cache.get(url.as_str(), &caller, *id, now),
             (None, Some(role)) => cache.find_for_role(url.as_str(), &caller, role, now),
             (None, None) => Ok(None),
@@ -64,7 +69,7 @@ pub async fn run(
         }
     }
 
-    let req = match (&args.id, &args.role) {
+    let req = match (&args.id, &role) {
         (Some(id), _) => parse_request(&client.get(*id).await?)?,
         (None, Some(role)) => active_grant_for_role(&client, role, now).await?,
         (None, None) => {

@@ -11,6 +11,7 @@ use crate::client::{Client, Scope};
 use crate::error::{CliError, Exit};
 use crate::model::{self, parse_events, parse_page, parse_request};
 use crate::output::{self, OutputFormat, Table, clean, truncate, write_fields, write_json};
+use crate::role_ref::{RoleRef, resolve};
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal, Write};
 use tollgate::domain::{
@@ -32,13 +33,25 @@ pub fn request_body(
     ticket: Option<&str>,
     session_policy: Option<&str>,
 ) -> Result<Value, CliError> {
+    let mut body = request_fields(duration, reason, ticket, session_policy)?;
+    body["role_arn"] = role.as_str().into();
+    Ok(body)
+}
+
+/// [`request_body`] without the role, which a short form names only once
+/// the broker has resolved it.
+fn request_fields(
+    duration: &str,
+    reason: &str,
+    ticket: Option<&str>,
+    session_policy: Option<&str>,
+) -> Result<Value, CliError> {
     let duration = GrantDuration::new(
         crate::args::duration_with_unit("--duration", duration)?,
         LOCAL_DURATION_CEILING,
     )?;
     let reason = Reason::parse(reason)?;
     let mut body = json!({
-        "role_arn": role.as_str(),
         "duration_seconds": duration.seconds(),
         "reason": reason.as_str(),
     });
@@ -74,14 +87,12 @@ pub async fn request(
     args: &RequestArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let body = request_body(
-        &args.role,
+    let mut body = request_fields(
         &args.duration,
         &args.reason,
         args.ticket.as_deref(),
         args.session_policy.as_deref(),
     )?;
-    let mut body = body;
     let now = crate::clock::now();
     if let Some(start) = starts_at(args.starts_at.as_deref(), args.starts_in.as_deref(), now)? {
         body["starts_at"] = start.at().to_rfc3339().into();
@@ -99,6 +110,7 @@ pub async fn request(
         .transpose()?;
     let format = ctx.output();
     let (client, token) = ctx.client().await?;
+    body["role_arn"] = resolve(&client, &args.role).await?.as_str().into();
     // A scheduled or break-glass request is always new: reusing a pending
     // one would change what was asked.
     let same = if args.new || body.get("starts_at").is_some() || args.break_glass {
@@ -1193,15 +1205,15 @@ pub async fn explain(
             code => Err(CliError::reported(Exit::from_code(code))),
         };
     }
-    let role = tollgate::domain::RoleArn::parse(args.role.trim())?;
-    let body = request_body(
-        &role,
+    let role = RoleRef::parse(&args.role).map_err(|e| CliError::usage("invalid_input", e))?;
+    let mut body = request_fields(
         &args.duration,
         &args.reason,
         args.ticket.as_deref(),
         args.session_policy.as_deref(),
     )?;
     let (client, _) = ctx.client().await?;
+    body["role_arn"] = resolve(&client, &role).await?.as_str().into();
     let result = client.dry_run(&body).await?;
     let allowed = decision_allowed(&result);
     match format {

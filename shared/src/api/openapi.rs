@@ -15,6 +15,7 @@ use crate::api::handlers::roles::MAX_ROLES_PER_CHECK;
 use crate::api::input::MAX_BODY_BYTES;
 use crate::aws::PageRequest;
 use crate::domain::{MIN_DURATION_SECONDS, Reason};
+use crate::service::roles::MAX_LIMIT as MAX_ROLES_PER_PAGE;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -59,6 +60,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "extension_too_long",
         400,
         "the grant with the extension would be longer than the role allows",
+    ),
+    (
+        "unknown_account",
+        400,
+        "the `account` filter names no target account or alias",
     ),
     (
         "unauthenticated",
@@ -405,6 +411,31 @@ fn operations() -> Vec<Operation> {
             links: None,
         },
         Operation {
+            method: "get",
+            path: "/roles",
+            id: "listRoles",
+            summary: "The catalogued roles the caller may request, by account and name, with the terms the policies set for them (no AWS call but the catalogue's table).",
+            auth: true,
+            body: None,
+            parameters: vec![
+                json!({"name": "account", "in": "query", "required": false,
+                       "description": "Only this target account: its alias or its 12-digit id.",
+                       "schema": {"type": "string"}}),
+                json!({"name": "name", "in": "query", "required": false,
+                       "description": "Only roles of this name (IAM's case-insensitive match); empty: any.",
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9+=,.@_-]{0,64}$"}}),
+                json!({"name": "limit", "in": "query", "required": false,
+                       "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROLES_PER_PAGE}}),
+                json!({"name": "next_token", "in": "query", "required": false,
+                       "description": "From the previous page; sealed to the caller and the filters.",
+                       "schema": {"type": "string"}}),
+            ],
+            ok: (200, schema_ref("RoleList")),
+            also: None,
+            errors: &[400],
+            links: None,
+        },
+        Operation {
             method: "post",
             path: "/roles/check",
             id: "checkRoles",
@@ -615,6 +646,46 @@ fn base_schemas() -> Value {
                 "items": {"type": "array", "items": schema_ref("Request")},
                 "next_token": {"type": ["string", "null"]},
                 "awaiting_mfa": {"type": "integer", "description": "`reviewable` only: requests the caller could approve after signing in with MFA."},
+            },
+        },
+        "RoleList": {
+            "type": "object",
+            "required": ["items", "next_token"],
+            "properties": {
+                "items": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["role_arn", "account", "account_alias", "path", "name", "tags", "max_session_seconds", "terms"],
+                    "properties": {
+                        "role_arn": {"type": "string"},
+                        "account": {"type": "string"},
+                        "account_alias": {"type": ["string", "null"]},
+                        "path": {"type": "string"},
+                        "name": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "max_session_seconds": {"type": "integer"},
+                        "terms": schema_ref("Terms"),
+                    },
+                }},
+                "next_token": {"type": ["string", "null"]},
+            },
+        },
+        "Terms": {
+            "type": "object",
+            "description": "What the policies decide for the caller on this role, derived by asking them ahead of time.",
+            "required": ["available_now", "max_duration_seconds", "max_duration_limit", "ticket_required",
+                         "mfa_required", "auto_approve", "approvals_required", "depends_on"],
+            "properties": {
+                "available_now": {"type": "boolean", "description": "A request made now, as the caller is signed in and from where they are, would be allowed."},
+                "max_duration_seconds": {"type": "integer"},
+                "max_duration_limit": {"type": "object", "required": ["source"], "properties": {
+                    "source": {"type": "string", "enum": ["ceiling", "role_tag", "policy"]}, "policy": {"type": "string"}}},
+                "max_duration_without_ticket_seconds": {"type": "integer", "description": "When a ticket allows a longer grant: the longest without one."},
+                "ticket_required": {"type": "boolean"},
+                "mfa_required": {"type": "boolean"},
+                "auto_approve": {"type": ["object", "null"], "required": ["max_duration_seconds", "ticket_required"], "properties": {
+                    "max_duration_seconds": {"type": "integer"}, "ticket_required": {"type": "boolean"}}},
+                "approvals_required": {"type": "integer"},
+                "depends_on": {"type": "array", "items": {"type": "string", "enum": ["time_of_day", "day_of_week", "date", "source_ip", "reason"]}},
             },
         },
         "Credentials": {

@@ -27,6 +27,7 @@ pub fn router(state: AppState, set: RouteSet) -> Router {
             .route("/requests/{id}", get(requests::show))
             .route("/requests/{id}/cancel", post(requests::cancel))
             .route("/requests/{id}/extend", post(requests::extend))
+            .route("/roles", get(roles::list))
             .route("/roles/check", post(roles::check))
             .merge(web::router());
     }
@@ -79,6 +80,7 @@ fn route_template(path: &str) -> String {
         ["", "openapi.json"] => "/openapi.json".into(),
         ["", "ui", ..] => "/ui".into(),
         ["", "requests"] => "/requests".into(),
+        ["", "roles"] => "/roles".into(),
         ["", "roles", "check"] => "/roles/check".into(),
         ["", "requests", _] => "/requests/{id}".into(),
         ["", "requests", _, action]
@@ -144,6 +146,9 @@ mod tests {
             ("/requests/x/credentials", "/requests/{id}/credentials"),
             ("/requests/x/../../etc", "unmatched"),
             ("/requests/x/steal", "unmatched"),
+            ("/roles", "/roles"),
+            ("/roles/check", "/roles/check"),
+            ("/roles/x", "unmatched"),
             ("/whatever", "unmatched"),
             ("/ui/requests/01J00000000000000000000000", "/ui"),
         ];

@@ -16,8 +16,8 @@ use super::settings::{Settings, SettingsError};
 use super::web::WebConsole;
 use crate::audit::{AuditLog, Metrics};
 use crate::aws::{
-    AccountSettings, Accounts, AuditSigner, Federation, Issuer, PolicyObject, Revoker,
-    RoleDirectory, Store,
+    AccountSettings, Accounts, AuditSigner, Catalogue, CatalogueSettings, Federation, Issuer,
+    PolicyObject, Revoker, RoleDirectory, Store,
 };
 use crate::config::{Config, ConfigError};
 use crate::policy::{ActivePolicies, PolicyDocument, PolicyError};
@@ -31,7 +31,8 @@ use std::time::Duration;
 pub enum RouteSet {
     /// `POST /requests` (and dry run), `GET /requests`, `GET /requests/{id}`,
     /// `POST /requests/{id}/cancel`, `POST /requests/{id}/extend`,
-    /// `POST /roles/check`, `GET /health`, and the web console (`/ui`).
+    /// `GET /roles`, `POST /roles/check`, `GET /health`, and the web console
+    /// (`/ui`).
     Requests,
     /// `POST /requests/{id}/approve`, `/deny` and `/review`.
     Reviews,
@@ -86,6 +87,9 @@ pub struct AppState {
     pub accounts: Accounts,
     /// IAM role descriptions (cached).
     pub roles: RoleDirectory,
+    /// The brokerable roles of every target account, as the sweep last
+    /// found them (discovery reads it; the sweep refreshes it).
+    pub catalogue: Catalogue,
     /// The Cedar policies: `state.policy.current()` is the set to decide
     /// with (an empty, deny-all set for `expiry`), refreshed from the policy
     /// store before each request.
@@ -219,6 +223,16 @@ impl AppState {
             accounts.clone(),
             Duration::from_secs(u64::from(config.role_cache_seconds)),
         );
+        let catalogue = Catalogue::new(
+            store.clone(),
+            roles.clone(),
+            CatalogueSettings {
+                refresh_seconds: config.catalogue_refresh_seconds,
+                rereads: config.catalogue_rereads,
+                cache_seconds: config.role_cache_seconds,
+                ceiling_seconds: config.max_duration_seconds,
+            },
+        );
         let policy = if routes.decides() {
             let dir = &config.policy_dir;
             let bundled = ActivePolicies::bundled(&PolicyDocument::from_dir(dir)?, |name| {
@@ -288,6 +302,7 @@ impl AppState {
             store,
             accounts,
             roles,
+            catalogue,
             policy,
             issuer,
             federation,

@@ -9,6 +9,10 @@
 //! Batched: at most [`MAX_ITEMS`] per run. Each run also counts the
 //! break-glass grants waiting for their review longer than allowed.
 //!
+//! Each run also refreshes the role catalogue of every target account whose
+//! refresh is due ([`crate::aws::Catalogue::refresh_due`]), unless
+//! `TOLLGATE_CATALOGUE_REFRESH_SECONDS` is 0.
+//!
 //! A revoked grant that needed a statement is due at once: the run renders
 //! its role's policy from the table (under the role's lease, once per role
 //! per run) and then moves the grant to its window end, when a later run
@@ -20,7 +24,7 @@
 use super::AppState;
 use crate::BrokerError;
 use crate::audit::metrics;
-use crate::aws::{PageRequest, Reconciled, StoreError};
+use crate::aws::{CatalogueReport, PageRequest, Reconciled, StoreError};
 use crate::domain::{AccessRequest, Actor, Command, RoleArn, Status, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -75,6 +79,8 @@ pub struct SweepReport {
     /// still without a review (counted as `UnreviewedBreakGlass` every
     /// run, zero included, so the alarm always has a datapoint).
     pub overdue_reviews: u64,
+    /// What the role catalogue's refreshes did.
+    pub catalogue: CatalogueReport,
 }
 
 impl SweepReport {
@@ -87,6 +93,7 @@ impl SweepReport {
             + self.confirmed
             + self.cleared
             > 0
+            || self.catalogue.changed_anything()
     }
 }
 
@@ -140,6 +147,9 @@ pub async fn sweep_with(
             }
             None => break,
         }
+    }
+    if state.config.catalogue_refresh_seconds > 0 {
+        run.report.catalogue = state.catalogue.refresh_due(now).await;
     }
     finish(state, &run.report);
     let overdue_before = now.plus(-i64::from(state.config.break_glass_review_seconds));

@@ -18,7 +18,7 @@ use crate::BrokerError;
 use crate::config::Config;
 use crate::domain::{RoleArn, ValidationError};
 use aws_sdk_iam::config::Credentials;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -46,6 +46,8 @@ pub struct AccountSettings {
     pub external_id: Option<String>,
     /// The IAM path every brokered role lives under (`/tollgate/`).
     pub managed_role_path: String,
+    /// Short names of target accounts (`prod` for `444455556666`), by alias.
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl AccountSettings {
@@ -73,6 +75,15 @@ impl AccountSettings {
                     .into(),
             );
         }
+        if let Some((alias, account)) = config
+            .account_aliases
+            .iter()
+            .find(|(_, account)| !target_accounts.contains(account))
+        {
+            return Err(format!(
+                "TOLLGATE_ACCOUNT_ALIASES names account {account} (`{alias}`), which is not a target account"
+            ));
+        }
         Ok(Self {
             broker_account,
             target_accounts,
@@ -80,7 +91,25 @@ impl AccountSettings {
             control_role: config.control_role.clone(),
             external_id: config.control_external_id.clone(),
             managed_role_path: config.managed_role_path.clone(),
+            aliases: config.account_aliases.iter().cloned().collect(),
         })
+    }
+
+    /// The alias of `account`, if it has one.
+    pub fn alias_of(&self, account: &str) -> Option<&str> {
+        self.aliases
+            .iter()
+            .find(|(_, a)| *a == account)
+            .map(|(alias, _)| alias.as_str())
+    }
+
+    /// The brokered account `name` stands for: an alias, or a target
+    /// account's id.
+    pub fn account_named(&self, name: &str) -> Option<&str> {
+        match self.aliases.get(name) {
+            Some(account) => Some(account),
+            None => self.target_accounts.get(name).map(String::as_str),
+        }
     }
 }
 
@@ -193,6 +222,13 @@ impl Accounts {
         Ok(())
     }
 
+    /// The partition the broker runs in, from its region (`aws` unless the
+    /// region is in China, GovCloud, an isolated or the European sovereign
+    /// cloud): where the catalogue lists target accounts' roles.
+    pub fn partition(&self) -> &'static str {
+        partition_of_region(self.iam_config.region().map_or("", |r| r.as_ref()))
+    }
+
     /// The control role's ARN in `account` of `partition`.
     pub fn control_role_arn(&self, partition: &str, account: &str) -> String {
         format!(
@@ -210,13 +246,23 @@ impl Accounts {
     /// An IAM client acting in `role`'s account through its control role.
     /// Refuses an account that is not brokered without calling AWS.
     pub async fn iam_for(&self, role: &RoleArn) -> Result<aws_sdk_iam::Client, AwsError> {
-        if !self.is_brokered(role.account()) {
+        self.iam_in(role.partition(), role.account()).await
+    }
+
+    /// An IAM client acting in `account` of `partition` through its control
+    /// role. Refuses an account that is not brokered without calling AWS.
+    pub async fn iam_in(
+        &self,
+        partition: &str,
+        account: &str,
+    ) -> Result<aws_sdk_iam::Client, AwsError> {
+        if !self.is_brokered(account) {
             return Err(AwsError::Invalid(ValidationError::new(
                 "role_arn",
-                format!("account `{}` is not brokered", role.account()),
+                format!("account `{account}` is not brokered"),
             )));
         }
-        let key = (role.partition().to_owned(), role.account().to_owned());
+        let key = (partition.to_owned(), account.to_owned());
         let slot = {
             let Ok(mut slots) = self.slots.lock() else {
                 return Err(AwsError::Corrupt("control session cache poisoned".into()));
@@ -229,7 +275,7 @@ impl Accounts {
         {
             return Ok(s.iam.clone());
         }
-        let arn = self.control_role_arn(role.partition(), role.account());
+        let arn = self.control_role_arn(partition, account);
         self.assume_calls.fetch_add(1, Ordering::Relaxed);
         let (iam, expires) = assume_session(
             &self.sts,
@@ -250,6 +296,26 @@ impl Accounts {
             refresh_at,
         });
         Ok(iam)
+    }
+}
+
+/// The partition of `region`, by AWS's region name prefixes.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 6] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("eusc-", "aws-eusc"),
+    ];
+    if let Some((_, partition)) = PREFIXES.iter().find(|(p, _)| region.starts_with(p)) {
+        return partition;
+    }
+    if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
     }
 }
 
@@ -318,6 +384,39 @@ mod tests {
         let err =
             AccountSettings::from_config(&config(&[], false), "123456789012".into()).unwrap_err();
         assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn partitions_follow_region_prefixes() {
+        for (region, partition) in [
+            ("eu-west-1", "aws"),
+            ("", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("us-isof-south-1", "aws-iso-f"),
+            ("eusc-de-east-1", "aws-eusc"),
+        ] {
+            assert_eq!(partition_of_region(region), partition, "{region}");
+        }
+    }
+
+    #[test]
+    fn aliases_name_target_accounts_only() {
+        let mut c = config(&["111122223333", "444455556666"], false);
+        c.account_aliases = vec![("prod".into(), "444455556666".into())];
+        let s = AccountSettings::from_config(&c, "123456789012".into()).unwrap();
+        assert_eq!(s.alias_of("444455556666"), Some("prod"));
+        assert_eq!(s.alias_of("111122223333"), None);
+        assert_eq!(s.account_named("prod"), Some("444455556666"));
+        assert_eq!(s.account_named("111122223333"), Some("111122223333"));
+        assert_eq!(s.account_named("123456789012"), None);
+        assert_eq!(s.account_named("staging"), None);
+        c.account_aliases = vec![("broker".into(), "123456789012".into())];
+        let err = AccountSettings::from_config(&c, "123456789012".into()).unwrap_err();
+        assert!(err.contains("not a target account"), "{err}");
     }
 
     #[test]

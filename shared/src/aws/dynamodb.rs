@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +285,12 @@ impl Store {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The DynamoDB client, for adapters that keep their own items in the
+    /// table (the role catalogue).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The `ttl` of a request item: window end without extensions (or the
@@ -1148,7 +1154,7 @@ impl Store {
 
     /// Every item of partition `pk`, from strongly consistent Queries (more
     /// than one only past 1 MB).
-    async fn query_partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn query_partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -1303,7 +1309,7 @@ fn decode_request(item: &Item) -> Result<AccessRequest, StoreError> {
 }
 
 /// Whether an update failed its condition expression.
-fn condition_failed(
+pub(super) fn condition_failed(
     e: &SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> bool {
     matches!(
@@ -1345,7 +1351,7 @@ fn decode_lease(item: &Item) -> Result<LeaseState, StoreError> {
     })
 }
 
-fn number_attr(item: &Item, name: &str) -> Result<i64, StoreError> {
+pub(super) fn number_attr(item: &Item, name: &str) -> Result<i64, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
@@ -1356,7 +1362,7 @@ fn number_attr(item: &Item, name: &str) -> Result<i64, StoreError> {
     }
 }
 
-fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(super) fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
         _ => Err(StoreError::Corrupt(format!(
@@ -1365,15 +1371,15 @@ fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn store_failure<E>(
+pub(super) fn store_failure<E>(
     err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> StoreError
 where

@@ -1,6 +1,7 @@
 //! Adapters to AWS through the AWS SDK for Rust: the DynamoDB store, target
-//! accounts and their control roles, the STS issuer, IAM role descriptions
-//! revocation and the policy store on S3. No business rules live here.
+//! accounts and their control roles, the STS issuer, IAM role descriptions,
+//! the role catalogue, revocation and the policy store on S3. No business
+//! rules live here.
 //!
 //! Every client is built from one [`SdkConfig`] loaded by [`load_sdk_config`]
 //! (timeouts and the standard retry mode). SDK errors are matched on their
@@ -9,6 +10,7 @@
 //! [`BrokerError::Unavailable`].
 
 pub mod accounts;
+mod catalogue;
 mod credentials;
 mod dynamodb;
 pub mod federation;
@@ -23,6 +25,10 @@ mod sts;
 pub mod testing;
 
 pub use accounts::{AccountSettings, Accounts};
+pub use catalogue::{
+    Catalogue, CatalogueError, CatalogueReport, CatalogueSettings, MAX_DESCRIBES_PER_REFRESH,
+    REFRESH_LEASE_SECONDS,
+};
 pub use credentials::{issue_recorded, mint, mint_credentials};
 pub use dynamodb::{
     Created, Lease, LeaseState, OPEN_CAP_RETRY_SECONDS, Page, PageKey, PageRequest, RoleRevocation,

@@ -49,6 +49,11 @@ pub fn local_environment() -> Vec<(&'static str, String)> {
             format!("{LOCAL_STAGING_ACCOUNT},{LOCAL_PRODUCTION_ACCOUNT}"),
         ),
         ("TOLLGATE_CONTROL_EXTERNAL_ID", LOCAL_EXTERNAL_ID.to_owned()),
+        // Short names for the accounts: `tollgate roles`, `--role prod/...`.
+        (
+            "TOLLGATE_ACCOUNT_ALIASES",
+            format!("staging={LOCAL_STAGING_ACCOUNT},prod={LOCAL_PRODUCTION_ACCOUNT}"),
+        ),
     ]
 }
 
@@ -194,7 +199,8 @@ pub async fn account_admin(
 
 /// The control role of `infra/target-role.yaml`, as the emulator can hold
 /// it: trusted by the broker's account with the local ExternalId, allowed
-/// to read managed roles and write only their `TollgateRevocations` policy.
+/// to list roles (the catalogue), read managed roles and write only their
+/// `TollgateRevocations` policy.
 async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, AwsError> {
     let (path, name) = DEFAULT_CONTROL_ROLE
         .rsplit_once('/')
@@ -221,6 +227,14 @@ async fn create_control_role(admin: &aws_sdk_iam::Client) -> Result<RoleArn, Aws
     let permissions = json!({
         "Version": "2012-10-17",
         "Statement": [
+            {
+                // The role catalogue lists roles under the managed path.
+                // ListRoles has no resource-level permissions in IAM.
+                "Sid": "ListRoles",
+                "Effect": "Allow",
+                "Action": "iam:ListRoles",
+                "Resource": "*",
+            },
             {
                 "Sid": "DescribeManagedRoles",
                 "Effect": "Allow",

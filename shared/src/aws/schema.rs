@@ -9,6 +9,8 @@
 //! | role revocation | `ROLEREV#<role arn>` | `<until, 12 digits>#<id>` | `request_id` S, `until` N (window end), `ttl` N (until + 1 day) |
 //! | policy status | `POLICYSTATUS` | `<function>` | `body` S (which policy set the function serves, and the last set it rejected) |
 //! | role lease | `LEASE#<role arn>` | `META` | `owner` S, `expires` N (epoch ms), `rendered` L of S (request ids the policy last written covers), `rendered_at` N, `role_id` S |
+//! | catalogued role | `CATALOGUE#<account>` | `ROLE#<role name>` | `arn` S, `role_id` S, `max_session` N, `tags` M of S, `listed` BOOL (brokerable), `fingerprint` S (what `ListRoles` shows of it), `described_at` N |
+//! | catalogue schedule | `CATALOGUE` | `META` | per account: `due_<account>` N (next refresh, or the running refresh's lease end), `refreshed_<account>` N, `roles_<account>` N |
 //!
 //! A role revocation item is written in the same transaction as the revoke
 //! of a grant that had credentials issued: one per revoked grant, never a
@@ -61,6 +63,21 @@ pub const RENDERED: &str = "rendered";
 pub const RENDERED_AT: &str = "rendered_at";
 /// Lease item: the role id that policy was rendered with.
 pub const ROLE_ID: &str = "role_id";
+
+/// Catalogued role: the role's ARN.
+pub const ARN: &str = "arn";
+/// Catalogued role: its maximum session duration, seconds.
+pub const MAX_SESSION: &str = "max_session";
+/// Catalogued role: its IAM tags.
+pub const TAGS: &str = "tags";
+/// Catalogued role: whether it is brokerable (and so listed).
+pub const LISTED: &str = "listed";
+/// Catalogued role: a hash of what `ListRoles` shows of it.
+pub const FINGERPRINT_LISTED: &str = "fingerprint";
+/// Catalogued role: when it was last read with `GetRole` (epoch seconds).
+pub const DESCRIBED_AT: &str = "described_at";
+/// The catalogue schedule's partition key.
+pub const CATALOGUE: &str = "CATALOGUE";
 
 /// Sort key of request and idempotency items.
 pub const META: &str = "META";
@@ -160,6 +177,16 @@ pub fn role_revocation_sk(until: Timestamp, id: RequestId) -> String {
 /// `LEASE#<role arn>`: the lease on a role's revocation policy.
 pub fn lease_pk(role: &RoleArn) -> String {
     format!("LEASE#{role}")
+}
+
+/// `CATALOGUE#<account>`: the partition of an account's catalogued roles.
+pub fn catalogue_pk(account: &str) -> String {
+    format!("CATALOGUE#{account}")
+}
+
+/// `ROLE#<name>`: a catalogued role.
+pub fn catalogue_sk(name: &str) -> String {
+    format!("ROLE#{name}")
 }
 
 /// `USER#<sub>`.

@@ -311,6 +311,7 @@ impl Clients {
             control_role: config.control_role,
             external_id: config.control_external_id,
             managed_role_path: config.managed_role_path,
+            aliases: Default::default(),
         };
         crate::aws::Accounts::new(settings, self.sts.clone(), &self.iam)
     }

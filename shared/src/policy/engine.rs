@@ -6,10 +6,12 @@
 use super::decision::{Decision, PolicyRef};
 use super::entities::{self, Action, Query};
 use super::load::{self, Loaded, PolicyError};
+use super::reads::Reads;
 use super::schema::{self, Names};
+use super::terms::TermsIndex;
 use cedar_policy::{
-    ActionConstraint, Authorizer, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
-    PrincipalConstraint, Request, ResourceConstraint, Schema,
+    ActionConstraint, Authorizer, Context, Effect, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, PrincipalConstraint, Request, ResourceConstraint, Schema,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -65,7 +67,8 @@ struct ActionSlice {
 }
 
 /// The principal a policy's scope pins it to.
-enum PrincipalKey {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PrincipalKey {
     Any,
     User(String),
     Group(String),
@@ -78,6 +81,8 @@ struct Inner {
     loaded: Loaded,
     /// Indexed by `Action::index`.
     slices: Vec<ActionSlice>,
+    /// What the `request` and `auto_approve` policies read, for discovery.
+    terms: TermsIndex,
 }
 
 /// A validated Cedar policy set, ready to decide. `Clone` shares it.
@@ -116,6 +121,7 @@ impl PolicyEngine {
         let names = Names::new()?;
         let loaded = load::load(sources, &schema)?;
         let slices = slice(&loaded, &names)?;
+        let terms = terms_index(&loaded, &names);
         Ok(Self {
             inner: Arc::new(Inner {
                 schema,
@@ -123,6 +129,7 @@ impl PolicyEngine {
                 authorizer: Authorizer::new(),
                 loaded,
                 slices,
+                terms,
             }),
         })
     }
@@ -183,6 +190,11 @@ impl PolicyEngine {
         entities::cedar_inputs(q, &self.inner.names, Some(&self.inner.schema))
     }
 
+    /// What the `request` and `auto_approve` policies read (discovery).
+    pub(crate) fn terms_index(&self) -> &TermsIndex {
+        &self.inner.terms
+    }
+
     fn policy_ref(&self, id: &PolicyId) -> PolicyRef {
         PolicyRef {
             id: id.to_string(),
@@ -195,13 +207,66 @@ impl PolicyEngine {
         }
     }
 
+    /// The entities of `q` (the principal, the role, the requester), for
+    /// [`PolicyEngine::decide_in`].
+    pub(crate) fn entities_of(&self, q: &Query<'_>) -> Result<Entities, String> {
+        entities::cedar_entities(q, &self.inner.names, None)
+    }
+
+    /// The context of `q`, for [`PolicyEngine::decide_in`].
+    pub(crate) fn context_of(&self, q: &Query<'_>) -> Result<Context, String> {
+        entities::cedar_context(q, &self.inner.names)
+    }
+
+    /// Whether some `permit` policy is satisfied for `q` in `context` over
+    /// `entities` (as built for `q`), forbids aside: a necessary condition
+    /// for `decide` to allow it, at the cost of the permits alone
+    /// (discovery rules roles out with it).
+    pub(crate) fn some_permit_in(
+        &self,
+        q: &Query<'_>,
+        context: Context,
+        entities: &Entities,
+    ) -> bool {
+        let inner = &*self.inner;
+        let Ok(request) = entities::cedar_request(q, &inner.names, context, None) else {
+            return false;
+        };
+        let Some(slice) = inner.slices.get(q.action.index()) else {
+            return false;
+        };
+        splits(slice, q).into_iter().any(|split| {
+            !split.permits.is_empty()
+                && inner
+                    .authorizer
+                    .is_authorized(&request, &split.permits, entities)
+                    .diagnostics()
+                    .reason()
+                    .next()
+                    .is_some()
+        })
+    }
+
     /// Decides `q`: allowed only if some policy permits, none forbids and
     /// every forbid that could apply evaluated without error.
     /// Input that cannot be put to the policies (say a `source_ip` that is not
     /// an address) is denied, with the reason in `errors`.
     pub fn decide(&self, q: &Query<'_>) -> Decision {
-        let inner = &*self.inner;
-        let mut decision = Decision {
+        let inputs = self
+            .entities_of(q)
+            .and_then(|entities| Ok((self.context_of(q)?, entities)));
+        match inputs {
+            Ok((context, entities)) => self.decide_in(q, context, &entities),
+            Err(e) => {
+                let mut decision = self.undecided(q);
+                decision.errors.push(e);
+                decision
+            }
+        }
+    }
+
+    fn undecided(&self, q: &Query<'_>) -> Decision {
+        Decision {
             allowed: false,
             action: q.action,
             principal: q.principal.sub.to_string(),
@@ -210,9 +275,21 @@ impl PolicyEngine {
             forbidden_by: Vec::new(),
             failed_forbids: Vec::new(),
             errors: Vec::new(),
-        };
-        let (request, entities) = match entities::cedar_inputs(q, &inner.names, None) {
-            Ok(inputs) => inputs,
+        }
+    }
+
+    /// [`PolicyEngine::decide`] with `q`'s context and entities built
+    /// already (discovery's probes share them).
+    pub(crate) fn decide_in(
+        &self,
+        q: &Query<'_>,
+        context: Context,
+        entities: &Entities,
+    ) -> Decision {
+        let inner = &*self.inner;
+        let mut decision = self.undecided(q);
+        let request = match entities::cedar_request(q, &inner.names, context, None) {
+            Ok(request) => request,
             Err(e) => {
                 decision.errors.push(e);
                 return decision;
@@ -221,22 +298,7 @@ impl PolicyEngine {
         let Some(slice) = inner.slices.get(q.action.index()) else {
             return decision;
         };
-        // Every bucket that can hold a policy applying to this principal.
-        let mut principals: Vec<&ByRole> = Vec::with_capacity(2 + q.principal.groups.len());
-        principals.push(&slice.any);
-        principals.extend(slice.users.get(q.principal.sub.as_str()));
-        let mut seen: Vec<&str> = Vec::with_capacity(q.principal.groups.len());
-        for group in &q.principal.groups {
-            if !seen.contains(&group.as_str()) {
-                seen.push(group);
-                principals.extend(slice.groups.get(group.as_str()));
-            }
-        }
-        let arn = q.role.arn.as_str();
-        let splits = principals
-            .into_iter()
-            .flat_map(|by_role| [Some(&by_role.any), by_role.role.get(arn)])
-            .flatten();
+        let splits = splits(slice, q);
         for split in splits {
             for (set, satisfied, forbids) in [
                 (&split.forbids, &mut decision.forbidden_by, true),
@@ -245,7 +307,7 @@ impl PolicyEngine {
                 if set.is_empty() {
                     continue;
                 }
-                let response = inner.authorizer.is_authorized(&request, set, &entities);
+                let response = inner.authorizer.is_authorized(&request, set, entities);
                 // With one effect per set, the reason is exactly the satisfied policies.
                 satisfied.extend(
                     response
@@ -273,6 +335,27 @@ impl PolicyEngine {
             && decision.failed_forbids.is_empty();
         decision
     }
+}
+
+/// Every bucket of `slice` that can hold a policy applying to `q`'s
+/// principal and role.
+fn splits<'s>(slice: &'s ActionSlice, q: &Query<'_>) -> Vec<&'s Split> {
+    let mut principals: Vec<&ByRole> = Vec::with_capacity(2 + q.principal.groups.len());
+    principals.push(&slice.any);
+    principals.extend(slice.users.get(q.principal.sub.as_str()));
+    let mut seen: Vec<&str> = Vec::with_capacity(q.principal.groups.len());
+    for group in &q.principal.groups {
+        if !seen.contains(&group.as_str()) {
+            seen.push(group);
+            principals.extend(slice.groups.get(group.as_str()));
+        }
+    }
+    let arn = q.role.arn.as_str();
+    principals
+        .into_iter()
+        .flat_map(|by_role| [Some(&by_role.any), by_role.role.get(arn)])
+        .flatten()
+        .collect()
 }
 
 /// The ARN a policy's resource scope pins it to, if any.
@@ -309,6 +392,44 @@ fn pinned_principal(policy: &Policy, names: &Names) -> PrincipalKey {
     }
 }
 
+/// The actions a policy's scope names.
+fn actions_of(policy: &Policy, names: &Names) -> Vec<Action> {
+    match policy.action_constraint() {
+        ActionConstraint::Any => Action::ALL.to_vec(),
+        ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
+        // Each action once, however often the list names it: a policy
+        // goes into a slice's set once (found by fuzzing; a repeated
+        // entry made loading fail with an internal error).
+        ActionConstraint::In(uids) => Action::ALL
+            .into_iter()
+            .filter(|a| uids.iter().any(|u| names.action_of(u) == Some(*a)))
+            .collect(),
+    }
+}
+
+/// What discovery needs to know of the `request` and `auto_approve` policies.
+fn terms_index(loaded: &Loaded, names: &Names) -> TermsIndex {
+    let mut index = TermsIndex::default();
+    for id in &loaded.order {
+        let Some(policy) = loaded.set.policy(id) else {
+            continue;
+        };
+        let actions = actions_of(policy, names);
+        if !actions.contains(&Action::Request) && !actions.contains(&Action::AutoApprove) {
+            continue;
+        }
+        index.add(
+            id.to_string(),
+            pinned_principal(policy, names),
+            pinned_role(policy, names),
+            policy.effect() == Effect::Permit,
+            actions.contains(&Action::Request),
+            Reads::of(policy),
+        );
+    }
+    index
+}
+
 /// Splits the loaded set by action, pinned principal and pinned role.
 fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError> {
     let mut slices: Vec<ActionSlice> = Action::ALL.iter().map(|_| ActionSlice::default()).collect();
@@ -317,17 +438,7 @@ fn slice(loaded: &Loaded, names: &Names) -> Result<Vec<ActionSlice>, PolicyError
         let Some(policy) = loaded.set.policy(id) else {
             continue;
         };
-        let actions: Vec<Action> = match policy.action_constraint() {
-            ActionConstraint::Any => Action::ALL.to_vec(),
-            ActionConstraint::Eq(uid) => names.action_of(&uid).into_iter().collect(),
-            // Each action once, however often the list names it: a policy
-            // goes into a slice's set once (found by fuzzing; a repeated
-            // entry made loading fail with an internal error).
-            ActionConstraint::In(uids) => Action::ALL
-                .into_iter()
-                .filter(|a| uids.iter().any(|u| names.action_of(u) == Some(*a)))
-                .collect(),
-        };
+        let actions = actions_of(policy, names);
         let principal = pinned_principal(policy, names);
         let role = pinned_role(policy, names);
         for action in actions {

@@ -324,6 +324,18 @@ pub(crate) fn cedar_inputs(
     names: &Names,
     schema: Option<&Schema>,
 ) -> Result<(Request, Entities), String> {
+    let entities = cedar_entities(q, names, schema)?;
+    let request = cedar_request(q, names, cedar_context(q, names)?, schema)?;
+    Ok((request, entities))
+}
+
+/// The entities of `q`: the principal, the role and the requester. They do
+/// not depend on the rest of the context, so probes of one role share them.
+pub(crate) fn cedar_entities(
+    q: &Query<'_>,
+    names: &Names,
+    schema: Option<&Schema>,
+) -> Result<Entities, String> {
     let mut entities = Vec::with_capacity(3);
     entities.push(user_entity(names, q.principal)?);
     entities.push(role_entity(names, q.role)?);
@@ -334,15 +346,28 @@ pub(crate) fn cedar_inputs(
             entities.push(user_entity(names, requester)?);
         }
     }
-    let entities =
-        Entities::from_entities(entities, schema).map_err(|e| format!("entities: {e}"))?;
-    let request = Request::new(
+    Entities::from_entities(entities, schema).map_err(|e| format!("entities: {e}"))
+}
+
+/// The context of `q`. It does not depend on the role, so probes of many
+/// roles in the same circumstances share it.
+pub(crate) fn cedar_context(q: &Query<'_>, names: &Names) -> Result<Context, String> {
+    context(q, names)
+}
+
+/// The request of `q` in `context`.
+pub(crate) fn cedar_request(
+    q: &Query<'_>,
+    names: &Names,
+    context: Context,
+    schema: Option<&Schema>,
+) -> Result<Request, String> {
+    Request::new(
         user_uid(names, q.principal),
         names.action(q.action).clone(),
         role_uid(names, q.role),
-        context(q, names)?,
+        context,
         schema,
     )
-    .map_err(|e| format!("request: {e}"))?;
-    Ok((request, entities))
+    .map_err(|e| format!("request: {e}"))
 }

@@ -9,15 +9,19 @@
 //! - `duration_limit`: the longest grant and what sets it (ceiling, role tag or policy).
 //! - `store`: the stored policy document, set versions, and the last good set kept.
 //! - `replay`: past creates put again to the set in force and a proposed one.
+//! - `reads`: what each policy reads from the context, found at load time.
+//! - `terms`: discovery, the terms on which a caller may request a role.
 
 mod decision;
 mod duration_limit;
 mod engine;
 mod entities;
 mod load;
+mod reads;
 pub mod replay;
 mod schema;
 pub mod store;
+mod terms;
 
 pub use decision::{Decision, PolicyRef};
 pub use duration_limit::{DurationLimit, LimitSource, longest_allowed};
@@ -26,6 +30,7 @@ pub use entities::{Action, Query, QueryContext};
 pub use load::{PolicyError, PolicyProblem};
 pub use schema::SCHEMA;
 pub use store::{ActivePolicies, PolicyDocument};
+pub use terms::{AutoApproval, Discovery, Factor, Limit, Terms, TermsQuery};
 
 #[cfg(test)]
 mod tests;
