@@ -301,9 +301,10 @@ pub struct ConsoleArgs {
     /// The request whose grant to use
     #[arg(value_parser = parse_request_id, value_name = "REQUEST_ID")]
     pub id: Option<RequestId>,
-    /// Use your active grant for this role (the one ending last)
-    #[arg(long, value_parser = parse_role, value_name = "ARN")]
-    pub role: Option<RoleArn>,
+    /// Use your active grant for this role (the one ending last): its ARN,
+    /// ACCOUNT/NAME or NAME
+    #[arg(long, value_parser = parse_role_ref, value_name = "ROLE")]
+    pub role: Option<RoleRef>,
     /// Print the sign-in URL instead of opening a browser (it signs in
     /// whoever holds it: do not share or store it)
     #[arg(long)]

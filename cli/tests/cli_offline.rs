@@ -277,15 +277,16 @@ fn completions_are_generated_for_each_shell() {
         assert_eq!(code, 0, "{shell}: {err}");
         assert!(out.contains("credentials"), "{shell}");
         assert!(out.contains("credential-process"), "{shell}");
-        // --role completes from the catalogue, on all three --role flags.
+        // --role completes from the catalogue, on all four --role flags
+        // (request, credentials, explain, console).
         assert_eq!(
             out.matches("tollgate roles --names 2>/dev/null").count(),
-            if shell == "zsh" { 1 } else { 3 },
+            if shell == "zsh" { 1 } else { 4 },
             "{shell}: {out}"
         );
     }
     let (_, zsh, _) = run(tollgate(home.path()).args(["completions", "zsh"]));
-    assert_eq!(zsh.matches(":ROLE:_tollgate_role_names'").count(), 3);
+    assert_eq!(zsh.matches(":ROLE:_tollgate_role_names'").count(), 4);
     let (code, _, _) = run(tollgate(home.path()).args(["completions", "tcsh"]));
     assert_eq!(code, 2);
 }

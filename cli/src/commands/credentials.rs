@@ -453,7 +453,10 @@ pub async fn console(
     let now = crate::clock::now();
     let id = match (&args.id, &args.role) {
         (Some(id), _) => *id,
-        (None, Some(role)) => active_grant_for_role(&client, role, now).await?.id,
+        (None, Some(role)) => {
+            let role = resolve(&client, role).await?;
+            active_grant_for_role(&client, &role, now).await?.id
+        }
         (None, None) => {
             return Err(CliError::usage(
                 "missing_argument",
